@@ -1,0 +1,1 @@
+//! The FTP / FTPS client layer over suppaftp.

@@ -1,0 +1,1 @@
+//! Streaming validation, external sort and the membership merge.

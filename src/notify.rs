@@ -1,0 +1,1 @@
+//! Failure, warning and recovery emails.

@@ -1,0 +1,1 @@
+//! What `run-due` decides and does.

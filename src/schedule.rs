@@ -1,0 +1,1 @@
+//! Slot arithmetic (pure).

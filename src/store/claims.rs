@@ -1,0 +1,1 @@
+//! Slot claims that keep overlapping `run-due` processes apart.

@@ -1,0 +1,1 @@
+//! Membership rows: current members, SCD history, partition counts.

@@ -22,8 +22,8 @@
 use crate::config::Config;
 use crate::segment::{Frequency, Schedule};
 use chrono::{
-    DateTime, Datelike, Days, LocalResult, NaiveDate, NaiveDateTime, NaiveTime, Offset,
-    TimeZone, Utc,
+    DateTime, Datelike, Days, LocalResult, NaiveDate, NaiveDateTime, NaiveTime, Offset, TimeZone,
+    Utc,
 };
 use chrono_tz::Tz;
 
@@ -47,7 +47,10 @@ pub fn upcoming(
     now: DateTime<Utc>,
     n: usize,
 ) -> Vec<DateTime<Utc>> {
-    Plan::new(config, schedule, anchor).from_instant(now).take(n).collect()
+    Plan::new(config, schedule, anchor)
+        .from_instant(now)
+        .take(n)
+        .collect()
 }
 
 /// The instant of `time` on `date` in `tz`: the earlier instant of a
@@ -192,7 +195,10 @@ impl Plan {
         let t = t.max(self.anchor);
         // Two days of margin: the slot of an earlier date can fall on a
         // later local date only when a gap pushes it past midnight.
-        let start = self.local_date(t).checked_sub_days(Days::new(2))?.max(self.from);
+        let start = self
+            .local_date(t)
+            .checked_sub_days(Days::new(2))?
+            .max(self.from);
         let mut date = date_on_or_after(self.frequency, start)?;
         loop {
             if !self.in_window(date) {
@@ -290,12 +296,15 @@ impl Plan {
 
 /// `t` as RFC 3339 with the offset of `tz`, as JSON output shows slots.
 pub fn rfc3339_in(tz: Tz, t: DateTime<Utc>) -> String {
-    t.with_timezone(&tz).to_rfc3339_opts(chrono::SecondsFormat::Secs, true)
+    t.with_timezone(&tz)
+        .to_rfc3339_opts(chrono::SecondsFormat::Secs, true)
 }
 
 /// `t` as `YYYY-MM-DD HH:MM ±HH:MM` in `tz`, as tables show slots.
 pub fn display_in(tz: Tz, t: DateTime<Utc>) -> String {
-    t.with_timezone(&tz).format("%Y-%m-%d %H:%M %:z").to_string()
+    t.with_timezone(&tz)
+        .format("%Y-%m-%d %H:%M %:z")
+        .to_string()
 }
 
 #[cfg(test)]
@@ -355,7 +364,10 @@ mod tests {
                 utc("2021-03-12T02:00:00Z")
             ]
         );
-        assert_eq!(p.latest_at_or_before(utc("2021-06-01T00:00:00Z")), all.last().copied());
+        assert_eq!(
+            p.latest_at_or_before(utc("2021-06-01T00:00:00Z")),
+            all.last().copied()
+        );
         assert_eq!(p.after(all[2]), None);
         assert!(p.from_instant(utc("2021-03-12T02:00:01Z")).next().is_none());
     }

@@ -110,3 +110,16 @@ CREATE TABLE rejected_row (
     content      TEXT,
     PRIMARY KEY (execution_id, line)
 );
+
+-- Slots whose newest file was still being uploaded when `run-due` last
+-- tried them. Such an attempt leaves no execution row (it released its
+-- claim), so this is how a later `run-due` tells a deferred slot, which
+-- becomes `failed` when its next slot comes, from a missed one.
+CREATE TABLE slot_deferral (
+    segment_id  INTEGER NOT NULL REFERENCES segment(id) ON DELETE CASCADE,
+    slot        TEXT NOT NULL,
+    file        TEXT NOT NULL,
+    ready_at    TEXT NOT NULL,
+    deferred_at TEXT NOT NULL,
+    PRIMARY KEY (segment_id, slot)
+);

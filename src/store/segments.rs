@@ -49,11 +49,15 @@ fn from_row(r: &Row) -> rusqlite::Result<Segment> {
     let status: Status = parse_enum(r.get(4)?)?;
     let ftp: Option<String> = r.get(5)?;
     let path: Option<String> = r.get(6)?;
-    let frequency: Option<Frequency> = r.get::<_, Option<String>>(7)?.map(parse_enum).transpose()?;
+    let frequency: Option<Frequency> =
+        r.get::<_, Option<String>>(7)?.map(parse_enum).transpose()?;
     let from = parse_date(r.get(8)?)?;
     let to = parse_date(r.get(9)?)?;
     let upload_type: String = r.get(17)?;
+    let seg_type: Option<SegmentType> =
+        r.get::<_, Option<String>>(3)?.map(parse_enum).transpose()?;
     let draft = DraftSettings {
+        seg_type,
         ftp: ftp.clone(),
         path: path.clone(),
         frequency,
@@ -80,12 +84,15 @@ fn from_row(r: &Row) -> rusqlite::Result<Segment> {
         id: r.get(0)?,
         name: r.get(1)?,
         description: r.get(2)?,
-        seg_type: parse_enum(r.get(3)?)?,
+        seg_type: seg_type.unwrap_or(SegmentType::Scd),
         status,
         schedule,
         draft,
         recipients,
-        id_type: r.get::<_, Option<String>>(11)?.map(parse_enum::<IdType>).transpose()?,
+        id_type: r
+            .get::<_, Option<String>>(11)?
+            .map(parse_enum::<IdType>)
+            .transpose()?,
         partition_column: r.get(12)?,
         schedule_anchor: parse_ts(&r.get::<_, String>(13)?)?,
         created_at: parse_ts(&r.get::<_, String>(14)?)?,
@@ -107,7 +114,7 @@ impl Store {
                 params![
                     s.name,
                     s.description,
-                    s.seg_type.as_str(),
+                    type_column(s),
                     s.upload_type(),
                     s.status.as_str(),
                     ftp,
@@ -138,7 +145,7 @@ impl Store {
                 params![
                     s.id,
                     s.description,
-                    s.seg_type.as_str(),
+                    type_column(s),
                     s.upload_type(),
                     s.status.as_str(),
                     ftp,
@@ -226,6 +233,15 @@ impl Store {
     }
 }
 
+/// The stored type: a draft keeps NULL until a type is chosen.
+fn type_column(s: &Segment) -> Option<&'static str> {
+    if s.status == Status::Draft {
+        s.draft.seg_type.map(|t| t.as_str())
+    } else {
+        Some(s.seg_type.as_str())
+    }
+}
+
 type SettingsColumns = (
     Option<String>,
     Option<String>,
@@ -237,6 +253,7 @@ type SettingsColumns = (
 fn settings_columns(s: &Segment) -> SettingsColumns {
     let d = match &s.schedule {
         Some(sc) => DraftSettings {
+            seg_type: Some(s.seg_type),
             ftp: Some(sc.ftp.clone()),
             path: Some(sc.path.clone()),
             frequency: Some(sc.frequency),

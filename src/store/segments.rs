@@ -233,6 +233,15 @@ impl Store {
     }
 }
 
+/// Sets a segment's status; usable inside the transaction of a load.
+pub fn set_status(conn: &rusqlite::Connection, segment_id: i64, status: Status) -> Result<()> {
+    conn.execute(
+        "UPDATE segment SET status = ?2 WHERE id = ?1",
+        params![segment_id, status.as_str()],
+    )?;
+    Ok(())
+}
+
 /// The stored type: a draft keeps NULL until a type is chosen.
 fn type_column(s: &Segment) -> Option<&'static str> {
     if s.status == Status::Draft {

@@ -331,8 +331,20 @@ impl Store {
         );
         Ok(self
             .conn
-            .query_row(&sql, params![segment_id, file, size, ts(modified)], from_row)
+            .query_row(
+                &sql,
+                params![segment_id, file, size, ts(modified)],
+                from_row,
+            )
             .optional()?)
+    }
+
+    /// Deletes an execution row that recorded nothing (a deferred manual
+    /// refresh).
+    pub fn delete_execution(&mut self, id: i64) -> Result<()> {
+        self.conn
+            .execute("DELETE FROM execution WHERE id = ?1", [id])?;
+        Ok(())
     }
 
     /// Records who was notified about an execution (or why sending failed).

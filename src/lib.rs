@@ -24,6 +24,7 @@ pub mod refresh;
 pub mod rundue;
 pub mod schedule;
 pub mod segment;
+pub mod settings;
 pub mod store;
 pub mod validate;
 

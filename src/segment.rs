@@ -163,6 +163,8 @@ impl Segment {
 /// Partial upload settings a draft may hold.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct DraftSettings {
+    /// The type, when one was given (a draft may be saved without).
+    pub seg_type: Option<SegmentType>,
     pub ftp: Option<String>,
     pub path: Option<String>,
     pub frequency: Option<Frequency>,

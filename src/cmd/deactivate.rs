@@ -1,9 +1,31 @@
-//! `segsync deactivate`.
+//! `segsync deactivate NAME`: never scheduled again; data kept.
 
 use crate::app::App;
 use crate::cli::NameArg;
+use crate::segment::Status;
+use crate::usage;
 use anyhow::Result;
 
-pub fn run(_app: &mut App, _args: NameArg) -> Result<()> {
-    anyhow::bail!("`deactivate` is not built yet")
+pub fn run(app: &mut App, args: NameArg) -> Result<()> {
+    let mut seg = super::show::find(app, &args.name)?;
+    match seg.status {
+        Status::Draft => usage!(
+            "segment `{}` is a draft, which is never scheduled; there is nothing to deactivate",
+            seg.name
+        ),
+        Status::Inactive => {
+            println!("segment `{}` is already inactive", seg.name);
+            return Ok(());
+        }
+        Status::Active | Status::InProgress => {}
+    }
+    seg.status = Status::Inactive;
+    seg.updated_at = app.clock.start();
+    app.store()?.update_segment(&seg)?;
+    println!(
+        "deactivated segment `{}`: it is no longer refreshed or served; its data is kept. Bring \
+         it back with `segsync edit {} --activate`",
+        seg.name, seg.name
+    );
+    Ok(())
 }

@@ -1,9 +1,113 @@
-//! `segsync logs`.
+//! `segsync logs [NAME]`: the execution log, one line per execution.
 
 use crate::app::App;
 use crate::cli::LogsArgs;
+use crate::output::{paint, Color};
+use crate::store::{Execution, ExecutionFilter, Outcome};
+use crate::usage;
 use anyhow::Result;
+use chrono::{DateTime, NaiveDate, TimeZone, Utc};
+use chrono_tz::Tz;
 
-pub fn run(_app: &mut App, _args: LogsArgs) -> Result<()> {
-    anyhow::bail!("`logs` is not built yet")
+/// Lines shown when `--limit` is not given.
+const DEFAULT_LIMIT: usize = 50;
+
+pub fn run(app: &mut App, args: LogsArgs) -> Result<()> {
+    let segment_id = match &args.name {
+        Some(n) => Some(super::show::find(app, n)?.id),
+        None => None,
+    };
+    let since = match &args.since {
+        Some(s) => Some(parse_when(s, app.config.timezone, "--since")?),
+        None => None,
+    };
+    let execs = app.store()?.executions(&ExecutionFilter {
+        segment_id,
+        failed_only: args.failed,
+        since,
+        limit: Some(args.limit.unwrap_or(DEFAULT_LIMIT)),
+    })?;
+    if app.json {
+        return crate::output::print_json(&execs);
+    }
+    if execs.is_empty() {
+        println!("no executions{}", if args.failed { " failed" } else { "" });
+        return Ok(());
+    }
+    for e in &execs {
+        println!(
+            "{}",
+            line(e, app.config.timezone, app.color, args.name.is_none())
+        );
+    }
+    Ok(())
+}
+
+/// Parses `YYYY-MM-DD` (the start of that day in `tz`) or an RFC 3339
+/// instant.
+pub fn parse_when(s: &str, tz: Tz, option: &str) -> Result<DateTime<Utc>> {
+    if let Ok(t) = DateTime::parse_from_rfc3339(s) {
+        return Ok(t.with_timezone(&Utc));
+    }
+    if let Ok(d) = NaiveDate::parse_from_str(s, "%Y-%m-%d") {
+        let start = d.and_hms_opt(0, 0, 0).expect("midnight");
+        // A day that starts inside a DST gap starts at the gap's end.
+        let t = tz.from_local_datetime(&start).earliest().or_else(|| {
+            tz.from_local_datetime(&(start + chrono::Duration::hours(1)))
+                .earliest()
+        });
+        if let Some(t) = t {
+            return Ok(t.with_timezone(&Utc));
+        }
+    }
+    usage!(
+        "{option} `{s}` is neither a date (YYYY-MM-DD) nor an RFC 3339 time (2026-12-01T02:00:00Z)"
+    )
+}
+
+/// One log line: dot, start time, segment, slot, file, counts, error.
+pub fn line(e: &Execution, tz: Tz, color: bool, with_segment: bool) -> String {
+    let (dot, c) = match e.outcome {
+        Outcome::Success | Outcome::Unchanged => ("●", Color::Green),
+        Outcome::Failed => ("●", Color::Red),
+        Outcome::Missed => ("○", Color::Yellow),
+        Outcome::Running => ("◌", Color::Dim),
+    };
+    let fmt = |t: DateTime<Utc>| t.with_timezone(&tz).format("%Y-%m-%d %H:%M").to_string();
+    let mut parts = vec![paint(dot, c, color), fmt(e.started_at)];
+    if with_segment {
+        parts.push(e.segment.clone());
+    }
+    parts.push(format!("#{}", e.id));
+    parts.push(paint(e.outcome.as_str(), c, color));
+    match e.slot {
+        Some(s) => parts.push(format!("slot {}", fmt(s))),
+        None => parts.push("manual".into()),
+    }
+    if e.attempt > 1 {
+        parts.push(format!("attempt {}", e.attempt));
+    }
+    if let Some(f) = &e.file {
+        parts.push(f.clone());
+    }
+    if let Some(n) = e.rows_loaded {
+        parts.push(format!("loaded {n}"));
+    }
+    if let Some(n) = e.rows_rejected {
+        if n > 0 || e.outcome == Outcome::Success {
+            parts.push(format!("rejected {n}"));
+        }
+    }
+    if let (Some(a), Some(r), Some(c)) = (e.added, e.removed, e.changed) {
+        parts.push(format!("+{a} -{r} ~{c}"));
+    }
+    let mut s = parts.join("  ");
+    if let Some(err) = &e.error {
+        s.push_str("  ");
+        s.push_str(&paint(err, Color::Red, color));
+    }
+    if let Some(n) = &e.notes {
+        s.push_str(&format!("  ({n})"));
+    }
+    s
 }

@@ -314,21 +314,37 @@ impl Store {
         Ok(rows.collect::<rusqlite::Result<_>>()?)
     }
 
-    /// Whether a file with this name, size and modification time was
-    /// already loaded successfully into the segment.
+    /// The successful execution that already loaded a file with this name,
+    /// size and modification time into the segment, if any.
     pub fn already_loaded(
         &self,
         segment_id: i64,
         file: &str,
         size: i64,
         modified: DateTime<Utc>,
-    ) -> Result<bool> {
-        Ok(self.conn.query_row(
-            "SELECT EXISTS (SELECT 1 FROM execution WHERE segment_id = ?1 AND outcome = 'success'
-                 AND file = ?2 AND file_size = ?3 AND file_modified = ?4)",
-            params![segment_id, file, size, ts(modified)],
-            |r| r.get(0),
-        )?)
+    ) -> Result<Option<Execution>> {
+        let sql = format!(
+            "SELECT {COLUMNS} FROM execution e JOIN segment s ON s.id = e.segment_id
+             WHERE e.segment_id = ?1 AND e.outcome = 'success' AND e.file = ?2
+               AND e.file_size = ?3 AND e.file_modified = ?4
+             ORDER BY e.id DESC LIMIT 1"
+        );
+        Ok(self
+            .conn
+            .query_row(
+                &sql,
+                params![segment_id, file, size, ts(modified)],
+                from_row,
+            )
+            .optional()?)
+    }
+
+    /// Deletes an execution row that recorded nothing (a deferred manual
+    /// refresh).
+    pub fn delete_execution(&mut self, id: i64) -> Result<()> {
+        self.conn
+            .execute("DELETE FROM execution WHERE id = ?1", [id])?;
+        Ok(())
     }
 
     /// Records who was notified about an execution (or why sending failed).
@@ -351,9 +367,4 @@ impl Store {
             .into_iter()
             .next())
     }
-}
-
-/// Reads an optional value, for callers outside this module.
-pub fn optional<T>(r: rusqlite::Result<T>) -> rusqlite::Result<Option<T>> {
-    r.optional()
 }

@@ -8,7 +8,8 @@ CREATE TABLE segment (
     id               INTEGER PRIMARY KEY,
     name             TEXT NOT NULL UNIQUE,
     description      TEXT NOT NULL DEFAULT '',
-    type             TEXT NOT NULL CHECK (type IN ('scd', 'non-scd')),
+    -- NULL only for a draft saved before its type was chosen.
+    type             TEXT CHECK (type IN ('scd', 'non-scd') OR (type IS NULL AND status = 'draft')),
     method           TEXT NOT NULL DEFAULT 'upload' CHECK (method = 'upload'),
     upload_type      TEXT NOT NULL CHECK (upload_type IN ('scheduled', 'manual')),
     status           TEXT NOT NULL

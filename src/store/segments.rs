@@ -54,7 +54,10 @@ fn from_row(r: &Row) -> rusqlite::Result<Segment> {
     let from = parse_date(r.get(8)?)?;
     let to = parse_date(r.get(9)?)?;
     let upload_type: String = r.get(17)?;
+    let seg_type: Option<SegmentType> =
+        r.get::<_, Option<String>>(3)?.map(parse_enum).transpose()?;
     let draft = DraftSettings {
+        seg_type,
         ftp: ftp.clone(),
         path: path.clone(),
         frequency,
@@ -81,7 +84,7 @@ fn from_row(r: &Row) -> rusqlite::Result<Segment> {
         id: r.get(0)?,
         name: r.get(1)?,
         description: r.get(2)?,
-        seg_type: parse_enum(r.get(3)?)?,
+        seg_type: seg_type.unwrap_or(SegmentType::Scd),
         status,
         schedule,
         draft,
@@ -111,7 +114,7 @@ impl Store {
                 params![
                     s.name,
                     s.description,
-                    s.seg_type.as_str(),
+                    type_column(s),
                     s.upload_type(),
                     s.status.as_str(),
                     ftp,
@@ -142,7 +145,7 @@ impl Store {
                 params![
                     s.id,
                     s.description,
-                    s.seg_type.as_str(),
+                    type_column(s),
                     s.upload_type(),
                     s.status.as_str(),
                     ftp,
@@ -230,6 +233,24 @@ impl Store {
     }
 }
 
+/// Sets a segment's status; usable inside the transaction of a load.
+pub fn set_status(conn: &rusqlite::Connection, segment_id: i64, status: Status) -> Result<()> {
+    conn.execute(
+        "UPDATE segment SET status = ?2 WHERE id = ?1",
+        params![segment_id, status.as_str()],
+    )?;
+    Ok(())
+}
+
+/// The stored type: a draft keeps NULL until a type is chosen.
+fn type_column(s: &Segment) -> Option<&'static str> {
+    if s.status == Status::Draft {
+        s.draft.seg_type.map(|t| t.as_str())
+    } else {
+        Some(s.seg_type.as_str())
+    }
+}
+
 type SettingsColumns = (
     Option<String>,
     Option<String>,
@@ -241,6 +262,7 @@ type SettingsColumns = (
 fn settings_columns(s: &Segment) -> SettingsColumns {
     let d = match &s.schedule {
         Some(sc) => DraftSettings {
+            seg_type: Some(s.seg_type),
             ftp: Some(sc.ftp.clone()),
             path: Some(sc.path.clone()),
             frequency: Some(sc.frequency),

@@ -438,7 +438,13 @@ pub fn run_due(app: &mut App, opts: &Options) -> Result<Vec<Report>> {
         segment_due(app, segment, opts.dry_run, &owner, &mut reports)
             .with_context(|| format!("run-due failed for segment `{}`", segment.name))?;
         for r in &reports[before..] {
-            debug!(segment = %r.segment, slot = ?r.slot, action = r.action.as_str(), "{}", r.reason);
+            debug!(
+                segment = %r.segment,
+                slot = r.slot.as_deref().unwrap_or("-"),
+                action = r.action.as_str(),
+                "{}",
+                r.reason
+            );
         }
     }
     Ok(reports)
@@ -574,13 +580,6 @@ fn segment_due(
 
     let state = app.store()?.slot_state(segment.id, latest)?;
     let decision = decide(latest, next, &state, now, &retry, fmt);
-    debug!(
-        segment = %segment.name,
-        slot = %fmt.t(latest),
-        action = decision.action.as_str(),
-        "{}",
-        decision.reason
-    );
     if dry_run || decision.claim_plan() == ClaimPlan::Skip {
         reports.push(report(
             segment,

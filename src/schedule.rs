@@ -519,7 +519,7 @@ mod tests {
                 let got: Vec<_> = plan.from_instant(now).take(3).filter(|t| within(*t)).collect();
                 prop_assert_eq!(&got, &want, "upcoming from {}", now);
 
-                let latest = all.iter().copied().filter(|t| *t <= now).next_back();
+                let latest = all.iter().copied().rfind(|t| *t <= now);
                 prop_assert_eq!(plan.latest_at_or_before(now), latest, "latest at {}", now);
 
                 if let Some(l) = latest {

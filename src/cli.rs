@@ -43,7 +43,9 @@ pub struct Global {
 fn parse_now(s: &str) -> Result<chrono::DateTime<chrono::Utc>, String> {
     chrono::DateTime::parse_from_rfc3339(s)
         .map(|t| t.with_timezone(&chrono::Utc))
-        .map_err(|e| format!("`{s}` is not an RFC 3339 time ({e}); write e.g. 2026-12-01T02:05:00Z"))
+        .map_err(|e| {
+            format!("`{s}` is not an RFC 3339 time ({e}); write e.g. 2026-12-01T02:05:00Z")
+        })
 }
 
 #[derive(Debug, Subcommand)]

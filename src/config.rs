@@ -88,7 +88,10 @@ impl FtpConn {
     /// Reads the password from its environment variable. An anonymous
     /// connection (no `password_env`) gets an empty password.
     pub fn password(&self) -> Result<String> {
-        read_secret(self.password_env.as_deref(), &format!("ftp connection `{}`", self.name))
+        read_secret(
+            self.password_env.as_deref(),
+            &format!("ftp connection `{}`", self.name),
+        )
     }
 
     /// `ftp://host:port` or `ftps://host:port`, for messages.
@@ -130,7 +133,10 @@ impl Config {
             Some(p) => (p.to_path_buf(), "--config"),
             None => match std::env::var_os("SEGSYNC_CONFIG") {
                 Some(p) if !p.is_empty() => (PathBuf::from(p), "$SEGSYNC_CONFIG"),
-                _ => (PathBuf::from("segments.toml"), "the default ./segments.toml"),
+                _ => (
+                    PathBuf::from("segments.toml"),
+                    "the default ./segments.toml",
+                ),
             },
         };
         let text = match std::fs::read_to_string(&path) {
@@ -152,9 +158,8 @@ impl Config {
 
     /// Parses and checks configuration text read from `path`.
     pub fn parse(text: &str, path: &Path) -> Result<Config> {
-        let raw: Raw = toml::from_str(text).map_err(|e| {
-            UsageError(format!("{}: {}", path.display(), e.to_string().trim_end()))
-        })?;
+        let raw: Raw = toml::from_str(text)
+            .map_err(|e| UsageError(format!("{}: {}", path.display(), e.to_string().trim_end())))?;
         let ctx = Ctx { text, path };
         let dir = path.parent().map(Path::to_path_buf).unwrap_or_default();
         let resolve = |p: &str| -> PathBuf {
@@ -195,7 +200,10 @@ impl Config {
                 ctx.err(
                     t.span(),
                     "sync_time",
-                    &format!("`{}` is not a time of day as HH:MM, e.g. `02:00`", t.get_ref()),
+                    &format!(
+                        "`{}` is not a time of day as HH:MM, e.g. `02:00`",
+                        t.get_ref()
+                    ),
                 )
             })?,
         };
@@ -255,7 +263,11 @@ impl Config {
             }
             let name = f.name.get_ref().clone();
             if let Err(e) = crate::segment::check_name(&name) {
-                return Err(ctx.err(f.name.span(), "ftp.name", &e.replace("segment", "connection")));
+                return Err(ctx.err(
+                    f.name.span(),
+                    "ftp.name",
+                    &e.replace("segment", "connection"),
+                ));
             }
             if !names.insert(name.clone()) {
                 return Err(ctx.err(
@@ -610,14 +622,19 @@ members = ["A@example.com"]
         let e = err("timezone = \"UTC\"\nsync_tme = \"02:00\"\n");
         assert!(e.contains("line 2") && e.contains("sync_tme"), "{e}");
         let e = err("\ntimezone = \"Mars/Olympus\"");
-        assert!(e.contains("segments.toml:2") && e.contains("timezone"), "{e}");
+        assert!(
+            e.contains("segments.toml:2") && e.contains("timezone"),
+            "{e}"
+        );
         let e = err("sync_time = \"2am\"");
         assert!(e.contains(":1: `sync_time`"), "{e}");
         let e = err("min_file_age = \"soon\"");
         assert!(e.contains("min_file_age"), "{e}");
         let e = err("[[ftp]]\nname = \"a\"\nurl = \"sftp://h\"\n");
         assert!(e.contains(":3: `ftp.url`") && e.contains("ftp://"), "{e}");
-        let e = err("[[ftp]]\nname = \"a\"\nurl = \"ftp://h\"\n[[ftp]]\nname = \"a\"\nurl = \"ftp://h\"\n");
+        let e = err(
+            "[[ftp]]\nname = \"a\"\nurl = \"ftp://h\"\n[[ftp]]\nname = \"a\"\nurl = \"ftp://h\"\n",
+        );
         assert!(e.contains(":5:") && e.contains("twice"), "{e}");
         let six: String = (0..6)
             .map(|i| format!("[[ftp]]\nname = \"c{i}\"\nurl = \"ftp://h\"\n"))
@@ -625,9 +642,16 @@ members = ["A@example.com"]
         assert!(err(&six).contains("at most 5"));
         let e = err("[smtp]\nurl = \"http://h\"\nfrom = \"a@b.c\"\n");
         assert!(e.contains("smtp.url"), "{e}");
-        let e = err("[smtp]\nurl = \"smtp://mail.example.com\"\nfrom = \"a@b.c\"\ntls = \"none\"\n");
-        assert!(e.contains(":4: `smtp.tls`") && e.contains("loopback"), "{e}");
-        assert!(parse("[smtp]\nurl = \"smtp://127.0.0.1:2525\"\nfrom = \"a@b.c\"\ntls = \"none\"\n").is_ok());
+        let e =
+            err("[smtp]\nurl = \"smtp://mail.example.com\"\nfrom = \"a@b.c\"\ntls = \"none\"\n");
+        assert!(
+            e.contains(":4: `smtp.tls`") && e.contains("loopback"),
+            "{e}"
+        );
+        assert!(parse(
+            "[smtp]\nurl = \"smtp://127.0.0.1:2525\"\nfrom = \"a@b.c\"\ntls = \"none\"\n"
+        )
+        .is_ok());
         let e = err("[[ftp]]\nname = \"a\"\nurl = \"ftp://u:secret@h\"\n");
         assert!(e.contains("credentials") && !e.contains("secret"), "{e}");
     }

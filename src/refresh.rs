@@ -41,6 +41,11 @@ pub enum Step {
 }
 
 /// Runs the `running` execution `exec` of `segment` from `source`.
-pub fn execute(_app: &mut App, _segment: &Segment, _source: &Source, _exec: Execution) -> Result<Step> {
+pub fn execute(
+    _app: &mut App,
+    _segment: &Segment,
+    _source: &Source,
+    _exec: Execution,
+) -> Result<Step> {
     anyhow::bail!("refresh is not built yet")
 }

@@ -214,13 +214,20 @@ pub fn check_name(name: &str) -> Result<(), String> {
 /// characters. `""`, `.` and `/` all mean the root itself.
 pub fn normalize_path(path: &str) -> Result<String, String> {
     if path.chars().any(|c| c.is_control()) {
-        return Err(format!("path `{}` contains a control character", path.escape_debug()));
+        return Err(format!(
+            "path `{}` contains a control character",
+            path.escape_debug()
+        ));
     }
     if path.contains('\\') {
-        return Err(format!("path `{path}` contains `\\`: separate folders with `/`"));
+        return Err(format!(
+            "path `{path}` contains `\\`: separate folders with `/`"
+        ));
     }
     if path.starts_with('~') {
-        return Err(format!("path `{path}` starts with `~`: give a folder relative to the connection root"));
+        return Err(format!(
+            "path `{path}` starts with `~`: give a folder relative to the connection root"
+        ));
     }
     let mut parts = Vec::new();
     for part in path.split('/') {
@@ -290,6 +297,9 @@ mod tests {
             assert_eq!(n.parse::<Status>().unwrap().as_str(), *n);
         }
         assert!("weekly".parse::<Frequency>().is_ok());
-        assert!("yearly".parse::<Frequency>().unwrap_err().contains("daily, weekly, monthly"));
+        assert!("yearly"
+            .parse::<Frequency>()
+            .unwrap_err()
+            .contains("daily, weekly, monthly"));
     }
 }

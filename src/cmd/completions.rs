@@ -10,6 +10,11 @@ pub fn run(args: &CompletionsArgs) -> Result<()> {
         Shell::Zsh => clap_complete::Shell::Zsh,
         Shell::Fish => clap_complete::Shell::Fish,
     };
-    clap_complete::generate(shell, &mut Cli::command(), "segsync", &mut std::io::stdout());
+    clap_complete::generate(
+        shell,
+        &mut Cli::command(),
+        "segsync",
+        &mut std::io::stdout(),
+    );
     Ok(())
 }

@@ -237,13 +237,23 @@ pub fn finish_execution(conn: &Connection, e: &Execution) -> Result<()> {
 
 /// Stores the rejected rows of an execution (the caller keeps at most
 /// 1,000).
-pub fn insert_rejected_rows(conn: &Connection, execution_id: i64, rows: &[RejectedRow]) -> Result<()> {
+pub fn insert_rejected_rows(
+    conn: &Connection,
+    execution_id: i64,
+    rows: &[RejectedRow],
+) -> Result<()> {
     let mut stmt = conn.prepare_cached(
         "INSERT OR REPLACE INTO rejected_row (execution_id, line, field, reason, content)
          VALUES (?1, ?2, ?3, ?4, ?5)",
     )?;
     for r in rows {
-        stmt.execute(params![execution_id, r.line as i64, r.field, r.reason, r.content])?;
+        stmt.execute(params![
+            execution_id,
+            r.line as i64,
+            r.field,
+            r.reason,
+            r.content
+        ])?;
     }
     Ok(())
 }

@@ -49,7 +49,8 @@ fn from_row(r: &Row) -> rusqlite::Result<Segment> {
     let status: Status = parse_enum(r.get(4)?)?;
     let ftp: Option<String> = r.get(5)?;
     let path: Option<String> = r.get(6)?;
-    let frequency: Option<Frequency> = r.get::<_, Option<String>>(7)?.map(parse_enum).transpose()?;
+    let frequency: Option<Frequency> =
+        r.get::<_, Option<String>>(7)?.map(parse_enum).transpose()?;
     let from = parse_date(r.get(8)?)?;
     let to = parse_date(r.get(9)?)?;
     let upload_type: String = r.get(17)?;
@@ -85,7 +86,10 @@ fn from_row(r: &Row) -> rusqlite::Result<Segment> {
         schedule,
         draft,
         recipients,
-        id_type: r.get::<_, Option<String>>(11)?.map(parse_enum::<IdType>).transpose()?,
+        id_type: r
+            .get::<_, Option<String>>(11)?
+            .map(parse_enum::<IdType>)
+            .transpose()?,
         partition_column: r.get(12)?,
         schedule_anchor: parse_ts(&r.get::<_, String>(13)?)?,
         created_at: parse_ts(&r.get::<_, String>(14)?)?,

@@ -52,7 +52,12 @@ pub fn is_candidate(segment: &str, file_name: &str) -> bool {
 }
 
 /// Picks the file to load for `segment` among `files`, judged at `now`.
-pub fn choose(segment: &str, files: &[RemoteFile], now: DateTime<Utc>, min_age: Duration) -> Choice {
+pub fn choose(
+    segment: &str,
+    files: &[RemoteFile],
+    now: DateTime<Utc>,
+    min_age: Duration,
+) -> Choice {
     let newest = files
         .iter()
         .filter(|f| is_candidate(segment, &f.name))

@@ -140,7 +140,10 @@ pub fn parse_unix(line: &str, now: DateTime<Utc>) -> Option<Entry> {
     let m = (2..toks.len().saturating_sub(3)).find(|&i| {
         month(toks[i].1).is_some()
             && toks[i - 1].1.bytes().all(|b| b.is_ascii_digit())
-            && toks[i + 1].1.parse::<u32>().is_ok_and(|d| (1..=31).contains(&d))
+            && toks[i + 1]
+                .1
+                .parse::<u32>()
+                .is_ok_and(|d| (1..=31).contains(&d))
     })?;
     let size = toks[m - 1].1.parse().ok();
     let mon = month(toks[m].1)?;
@@ -327,12 +330,18 @@ mod tests {
     fn unix_time_form_takes_the_year_that_is_not_in_the_future() {
         let now = t("2021-02-10T12:00:00Z");
         assert_eq!(
-            parse_unix("-rw-r--r--    1 1000     1000         1234 Jan 15 02:30 high__1.csv", now),
+            parse_unix(
+                "-rw-r--r--    1 1000     1000         1234 Jan 15 02:30 high__1.csv",
+                now
+            ),
             Some(file("high__1.csv", 1234, "2021-01-15T02:30:00Z", false))
         );
         // December seen in February is last year's.
         assert_eq!(
-            parse_unix("-rw-r--r--    1 ftp      ftp            9 Dec 31 23:59 high__2.csv", now),
+            parse_unix(
+                "-rw-r--r--    1 ftp      ftp            9 Dec 31 23:59 high__2.csv",
+                now
+            ),
             Some(file("high__2.csv", 9, "2020-12-31T23:59:00Z", false))
         );
     }
@@ -341,7 +350,10 @@ mod tests {
     fn unix_year_form() {
         let now = t("2021-02-10T12:00:00Z");
         assert_eq!(
-            parse_unix("-rw-r--r--   1 owner group 42 Nov  5  2018 old file.csv", now),
+            parse_unix(
+                "-rw-r--r--   1 owner group 42 Nov  5  2018 old file.csv",
+                now
+            ),
             Some(file("old file.csv", 42, "2018-11-05T00:00:00Z", false))
         );
     }
@@ -384,7 +396,10 @@ mod tests {
             Some(file("x.csv", 7, "1999-10-01T14:30:00Z", false))
         );
         let d = parse_dos("10-01-20  02:30 PM       <DIR>          exports").unwrap();
-        assert_eq!((d.kind, d.name.as_str(), d.size), (Kind::Dir, "exports", None));
+        assert_eq!(
+            (d.kind, d.name.as_str(), d.size),
+            (Kind::Dir, "exports", None)
+        );
         assert_eq!(parse_dos("13-01-20  02:30PM  1 x.csv"), None);
         assert_eq!(parse_dos("10-01-20  13:30PM  1 x.csv"), None);
         assert_eq!(parse_dos("Directory of C:\\"), None);
@@ -398,7 +413,9 @@ mod tests {
             "a.csv"
         );
         assert_eq!(
-            parse_list("-rw-r--r-- 1 u g 3 Feb 01 10:00 b.csv", now).unwrap().name,
+            parse_list("-rw-r--r-- 1 u g 3 Feb 01 10:00 b.csv", now)
+                .unwrap()
+                .name,
             "b.csv"
         );
     }

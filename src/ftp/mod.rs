@@ -185,7 +185,10 @@ impl FtpSession {
             match self.lines("MLSD") {
                 Ok(lines) => {
                     self.style = Some(ListingStyle::Mlsd);
-                    return Ok(lines.iter().filter_map(|l| listing::parse_mlsd(l)).collect());
+                    return Ok(lines
+                        .iter()
+                        .filter_map(|l| listing::parse_mlsd(l))
+                        .collect());
                 }
                 Err(FtpError::UnexpectedResponse(r))
                     if self.style.is_none() && (500..=504).contains(&r.status.code()) =>
@@ -283,9 +286,13 @@ impl FtpSession {
         progress: bool,
     ) -> Result<Downloaded> {
         let (name, url) = (self.name.clone(), self.url.clone());
-        self.download_inner(dir, file, dest, progress).with_context(|| {
-            format!("failed to download `{}` from ftp `{name}` ({url})", file.name)
-        })
+        self.download_inner(dir, file, dest, progress)
+            .with_context(|| {
+                format!(
+                    "failed to download `{}` from ftp `{name}` ({url})",
+                    file.name
+                )
+            })
     }
 
     fn download_inner(
@@ -581,8 +588,10 @@ fn reply(r: &suppaftp::types::Response) -> String {
 }
 
 fn progress_bar(name: &str, size: u64) -> indicatif::ProgressBar {
-    let bar =
-        indicatif::ProgressBar::with_draw_target(Some(size), indicatif::ProgressDrawTarget::stderr());
+    let bar = indicatif::ProgressBar::with_draw_target(
+        Some(size),
+        indicatif::ProgressDrawTarget::stderr(),
+    );
     if let Ok(style) = indicatif::ProgressStyle::with_template(
         "{msg} {bar:30} {bytes}/{total_bytes} {bytes_per_sec} eta {eta}",
     ) {

@@ -178,8 +178,11 @@ impl FtpServer {
         let tls_files = certs.as_ref().map(|c| (c.cert(), c.key()));
         let stop_flag = stop.clone();
         let thread = std::thread::spawn(move || {
-            let rt = tokio::runtime::Builder::new_multi_thread()
-                .worker_threads(2)
+            // One thread on purpose: libunftp switches the control channel
+            // to TLS through an internal message sent by a spawned task, and
+            // on a multi-threaded runtime the client's TLS hello can win the
+            // race and be read as a command, breaking the handshake.
+            let rt = tokio::runtime::Builder::new_current_thread()
                 .enable_all()
                 .build()
                 .expect("tokio runtime");
@@ -312,8 +315,11 @@ impl unftp_core::auth::Authenticator for PasswordAuth {
 
 /// Sets [`PASSWORD_ENV`] in this test process, for library calls that read
 /// the password (child processes get it through [`FtpSandbox`] instead).
+/// Done once per process: the value never changes, and setting the
+/// environment while other threads read it is best kept to one moment.
 pub fn export_password() {
-    std::env::set_var(PASSWORD_ENV, PASSWORD);
+    static ONCE: std::sync::Once = std::sync::Once::new();
+    ONCE.call_once(|| std::env::set_var(PASSWORD_ENV, PASSWORD));
 }
 
 /// Writes `contents` to `root/rel` (creating folders) and sets its

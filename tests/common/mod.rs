@@ -92,3 +92,5 @@ impl Sandbox {
         self.run(&all)
     }
 }
+
+pub mod ftpserver;

@@ -23,11 +23,13 @@ use rusqlite::{params, OptionalExtension, Transaction};
 use std::cmp::Ordering;
 use std::collections::HashMap;
 
-/// Rows per multi-row INSERT or DELETE statement.
-const WRITE_BATCH: usize = 256;
+/// Rows per multi-row INSERT or DELETE statement (tiny under unit tests
+/// so that full and partial batches are both exercised).
+const WRITE_BATCH: usize = if cfg!(test) { 5 } else { 256 };
 
-/// Current members read per query.
-const READ_BATCH: usize = 16 * 1024;
+/// Current members read per query (tiny under unit tests so that batch
+/// boundaries fall everywhere).
+const READ_BATCH: usize = if cfg!(test) { 7 } else { 16 * 1024 };
 
 /// What a load changed.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]

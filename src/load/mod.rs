@@ -22,7 +22,7 @@ mod apply;
 mod input;
 mod sort;
 
-pub use apply::apply;
+pub use apply::{apply, Applied};
 
 use crate::segment::{IdType, Segment};
 use crate::store::RejectedRow;
@@ -41,8 +41,9 @@ pub const MAX_KEPT_REJECTED: usize = 1000;
 /// wrong column was exported, and their table must stay in memory.
 pub const MAX_PARTITIONS: usize = 100_000;
 
-/// Memory the sort may hold before spilling a chunk to disk.
-const SORT_BUDGET: usize = 48 * 1024 * 1024;
+/// Memory the sort may hold before spilling a chunk to disk (a few
+/// entries under unit tests, so that they merge several runs).
+const SORT_BUDGET: usize = if cfg!(test) { 600 } else { 48 * 1024 * 1024 };
 
 /// Longest raw row kept in a rejected row, in characters.
 const MAX_CONTENT_CHARS: usize = 200;

@@ -589,3 +589,165 @@ fn read_rows<K: FromKey>(
         run,
     })
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::segment::{AlertState, DraftSettings, SegmentType, Status};
+    use crate::store::Store;
+    use chrono::{DateTime, Utc};
+    use proptest::prelude::*;
+    use std::collections::BTreeMap;
+
+    fn segment(store: &mut Store, seg_type: SegmentType) -> Segment {
+        let now = DateTime::<Utc>::from_timestamp(1_700_000_000, 0).unwrap();
+        let mut s = Segment {
+            id: 0,
+            name: "p".into(),
+            description: String::new(),
+            seg_type,
+            status: Status::Active,
+            schedule: None,
+            draft: DraftSettings::default(),
+            recipients: vec![],
+            id_type: None,
+            partition_column: None,
+            schedule_anchor: now,
+            created_at: now,
+            updated_at: now,
+            alert_state: AlertState::Ok,
+        };
+        s.id = store.insert_segment(&s).unwrap();
+        s
+    }
+
+    /// Text keys whose byte order differs from their numeric order.
+    fn test_key(n: i64, text: bool) -> Key {
+        if text {
+            Key::Text(format!("k{n}"))
+        } else {
+            Key::Int(n)
+        }
+    }
+
+    fn listed(m: &BTreeMap<Key, String>) -> Vec<(String, String)> {
+        m.iter().map(|(k, p)| (k.to_string(), p.clone())).collect()
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(40))]
+
+        /// Sequences of loads (with duplicates and conflicts, spilled into
+        /// several sort runs and merged in tiny read batches) leave the
+        /// membership, counts and history a plain map predicts.
+        #[test]
+        fn loads_match_a_reference_map(
+            loads in prop::collection::vec(
+                prop::collection::vec((1i64..60, 0u8..4), 0..90), 1..4),
+            scd in any::<bool>(),
+            text in any::<bool>(),
+        ) {
+            let dir = tempfile::tempdir().unwrap();
+            let mut store = Store::open_in_memory().unwrap();
+            let seg_type = if scd { SegmentType::Scd } else { SegmentType::NonScd };
+            let seg = segment(&mut store, seg_type);
+            let opts = LoadOptions {
+                max_rejected_ratio: 1.0,
+                temp_dir: dir.path().to_path_buf(),
+                max_decompressed_bytes: 1 << 20,
+            };
+            let header = if text { "external_id,segment" } else { "user_id,segment" };
+            let mut snapshots: Vec<(i64, BTreeMap<Key, String>)> = Vec::new();
+            let mut current: BTreeMap<Key, String> = BTreeMap::new();
+            for (i, rows) in loads.iter().enumerate() {
+                let stamp = 1_700_000_000 + 1000 * i as i64;
+                let mut csv = format!("{header}\n");
+                let mut want: BTreeMap<Key, String> = BTreeMap::new();
+                let mut conflicts = 0u64;
+                for (k, p) in rows {
+                    let key = test_key(*k, text);
+                    let part = format!("p{p}");
+                    csv.push_str(&format!("{key},{part}\n"));
+                    match want.get(&key) {
+                        Some(first) if *first != part => conflicts += 1,
+                        Some(_) => {}
+                        None => { want.insert(key, part); }
+                    }
+                }
+                let path = dir.path().join(format!("f{i}.csv"));
+                std::fs::write(&path, csv).unwrap();
+                let prepared = match prepare(&path, "f.csv", &opts) {
+                    Ok(p) => p,
+                    Err(e) => {
+                        prop_assert!(rows.is_empty(), "refused: {e}");
+                        continue;
+                    }
+                };
+                prop_assert_eq!(prepared.rows_rejected, conflicts);
+                prop_assert_eq!(prepared.rows_loaded(), want.len() as u64);
+                let tx = store.conn().transaction().unwrap();
+                let stamp_t = DateTime::<Utc>::from_timestamp(stamp, 0).unwrap();
+                let applied = apply(&tx, &seg, prepared, stamp_t).unwrap();
+                tx.commit().unwrap();
+                let added = want.keys().filter(|k| !current.contains_key(*k)).count() as u64;
+                let removed = current.keys().filter(|k| !want.contains_key(*k)).count() as u64;
+                let changed = want
+                    .iter()
+                    .filter(|(k, p)| current.get(*k).is_some_and(|old| old != *p))
+                    .count() as u64;
+                prop_assert_eq!(
+                    (applied.added, applied.removed, applied.changed),
+                    (added, removed, changed)
+                );
+                current = want.clone();
+                snapshots.push((stamp, want));
+            }
+            prop_assert_eq!(store.members(seg.id, None).unwrap(), listed(&current));
+            let mut counts: BTreeMap<String, i64> = BTreeMap::new();
+            for p in current.values() {
+                *counts.entry(p.clone()).or_default() += 1;
+            }
+            let stored: BTreeMap<String, i64> = store
+                .partitions(seg.id)
+                .unwrap()
+                .into_iter()
+                .map(|p| (p.value, p.members))
+                .collect();
+            prop_assert_eq!(stored, counts);
+            if scd {
+                let mut before: BTreeMap<Key, String> = BTreeMap::new();
+                for (stamp, snap) in &snapshots {
+                    let at = |s: i64| {
+                        store
+                            .members(seg.id, DateTime::<Utc>::from_timestamp(s, 0))
+                            .unwrap()
+                    };
+                    let prev = listed(&before);
+                    let now = listed(snap);
+                    prop_assert_eq!(at(stamp - 1), prev);
+                    prop_assert_eq!(at(*stamp), now.clone());
+                    prop_assert_eq!(at(stamp + 999), now);
+                    before = snap.clone();
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn kept_rejections_are_the_first_lines() {
+        let mut r = Rejections::default();
+        for line in (2..3000u64).rev() {
+            r.add(line, || RejectedRow {
+                line,
+                field: None,
+                reason: String::new(),
+                content: None,
+            });
+        }
+        assert_eq!(r.count, 2998);
+        let kept = r.into_sorted();
+        assert_eq!(kept.len(), MAX_KEPT_REJECTED);
+        assert_eq!(kept.first().unwrap().line, 2);
+        assert_eq!(kept.last().unwrap().line, 1001);
+    }
+}

@@ -15,7 +15,6 @@
 //! Each server runs its own tokio runtime on a background thread; dropping
 //! the [`FtpServer`] stops accepting connections and shuts the runtime down.
 
-use super::{Run, Sandbox};
 use chrono::{DateTime, Utc};
 use std::net::Ipv4Addr;
 use std::path::{Path, PathBuf};
@@ -348,29 +347,4 @@ pub fn at(rfc3339: &str) -> DateTime<Utc> {
     DateTime::parse_from_rfc3339(rfc3339)
         .expect("RFC 3339 time")
         .with_timezone(&Utc)
-}
-
-/// Running the binary with the test password in its environment.
-pub trait FtpSandbox {
-    /// Like [`Sandbox::run`], with [`PASSWORD_ENV`] set for the child.
-    fn run_ftp(&self, args: &[&str]) -> Run;
-    /// Like [`Sandbox::run_at`], with [`PASSWORD_ENV`] set for the child.
-    fn run_ftp_at(&self, now: &str, args: &[&str]) -> Run;
-}
-
-impl FtpSandbox for Sandbox {
-    fn run_ftp(&self, args: &[&str]) -> Run {
-        let out = self
-            .cmd(args)
-            .env(PASSWORD_ENV, PASSWORD)
-            .output()
-            .expect("run segsync");
-        Run::from(out)
-    }
-
-    fn run_ftp_at(&self, now: &str, args: &[&str]) -> Run {
-        let mut all = vec!["--now", now];
-        all.extend_from_slice(args);
-        self.run_ftp(&all)
-    }
 }

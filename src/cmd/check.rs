@@ -1,9 +1,106 @@
-//! `segsync check`.
+//! `segsync check`: tries every configured connection and reports each on
+//! one line (or as a JSON array with `--json`).
+//!
+//! Exit code: 0 when every connection works, 1 when any failed (a runtime
+//! failure, like a failed refresh), 2 only for a configuration that cannot
+//! be read at all. A failed connection never stops the others from being
+//! tried. Messages name the connection and its URL, never a password.
 
 use crate::app::App;
 use crate::cli::CheckArgs;
+use crate::output::{paint, Color};
 use anyhow::Result;
+use serde::Serialize;
 
-pub fn run(_app: &mut App, _args: CheckArgs) -> Result<()> {
-    anyhow::bail!("`check` is not built yet")
+/// The result of trying one connection.
+#[derive(Debug, Serialize)]
+struct Outcome {
+    /// `ftp` or `smtp`.
+    kind: &'static str,
+    name: String,
+    url: String,
+    ok: bool,
+    /// What worked, when `ok`.
+    detail: Option<String>,
+    /// What failed and what to fix, when not `ok`.
+    error: Option<String>,
+}
+
+impl Outcome {
+    fn from_result(kind: &'static str, name: &str, url: String, r: Result<String>) -> Outcome {
+        let (ok, detail, error) = match r {
+            Ok(d) => (true, Some(d), None),
+            Err(e) => (false, None, Some(crate::output::error_chain(&e))),
+        };
+        Outcome {
+            kind,
+            name: name.to_string(),
+            url,
+            ok,
+            detail,
+            error,
+        }
+    }
+}
+
+pub fn run(app: &mut App, args: CheckArgs) -> Result<()> {
+    let mut outcomes = check_ftp(app);
+    outcomes.extend(check_smtp(app, &args));
+
+    if app.json {
+        crate::output::print_json(&outcomes)?;
+    } else if outcomes.is_empty() {
+        println!(
+            "nothing to check: `{}` configures no [[ftp]] connection and no [smtp]",
+            app.config.path.display()
+        );
+    } else {
+        for o in &outcomes {
+            print_line(o, app.color);
+        }
+    }
+
+    let failed = outcomes.iter().filter(|o| !o.ok).count();
+    if failed > 0 {
+        anyhow::bail!(
+            "{failed} of {} connection{} failed; see the lines above",
+            outcomes.len(),
+            if outcomes.len() == 1 { "" } else { "s" }
+        );
+    }
+    Ok(())
+}
+
+fn print_line(o: &Outcome, color: bool) {
+    let label = format!("{} `{}` ({})", o.kind, o.name, o.url);
+    match (&o.detail, &o.error) {
+        (Some(d), _) if o.ok => println!("{} {label}: {d}", paint("ok  ", Color::Green, color)),
+        (_, Some(e)) => println!("{} {e}", paint("FAIL", Color::Red, color)),
+        _ => println!("{} {label}", paint("FAIL", Color::Red, color)),
+    }
+}
+
+// ---------------------------------------------------------------------------
+// FTP: one outcome per [[ftp]] connection, in configuration order.
+
+fn check_ftp(app: &App) -> Vec<Outcome> {
+    let timeouts = crate::ftp::Timeouts::default();
+    app.config
+        .ftp
+        .iter()
+        .map(|conn| {
+            tracing::debug!("checking ftp `{}` ({})", conn.name, conn.url());
+            let r = crate::ftp::check(conn, &timeouts);
+            Outcome::from_result("ftp", &conn.name, conn.url(), r)
+        })
+        .collect()
+}
+
+// ---------------------------------------------------------------------------
+// SMTP: the notifications work fills this in, returning its outcome in the
+// same shape (kind "smtp"); `args.send_test` belongs to it. Until then the
+// command checks FTP connections only.
+
+fn check_smtp(_app: &App, _args: &CheckArgs) -> Vec<Outcome> {
+    Vec::new()
 }

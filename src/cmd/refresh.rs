@@ -52,10 +52,11 @@ pub fn run(app: &mut App, args: RefreshArgs) -> Result<()> {
             // Nothing was loaded: the row would only say "running" forever.
             app.store()?.delete_execution(id)?;
             let wait = (ready_at - app.clock.now()).num_seconds().max(0);
-            usage!(
-                "`{file}` was modified less than min_file_age ago and may still be uploading; \
-                 try again in {wait}s"
-            );
+            return Err(RefreshFailed(format!(
+                "nothing loaded: `{file}` was modified less than min_file_age ago and may still \
+                 be uploading; try again in {wait}s"
+            ))
+            .into());
         }
         Step::Finished(e) => e,
     };

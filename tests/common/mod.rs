@@ -92,3 +92,30 @@ impl Sandbox {
         self.run(&all)
     }
 }
+
+pub mod ftpserver;
+
+/// Running the binary with the test password in its environment.
+pub trait FtpSandbox {
+    /// Like [`Sandbox::run`], with [`ftpserver::PASSWORD_ENV`] set for the child.
+    fn run_ftp(&self, args: &[&str]) -> Run;
+    /// Like [`Sandbox::run_at`], with [`ftpserver::PASSWORD_ENV`] set for the child.
+    fn run_ftp_at(&self, now: &str, args: &[&str]) -> Run;
+}
+
+impl FtpSandbox for Sandbox {
+    fn run_ftp(&self, args: &[&str]) -> Run {
+        let out = self
+            .cmd(args)
+            .env(ftpserver::PASSWORD_ENV, ftpserver::PASSWORD)
+            .output()
+            .expect("run segsync");
+        Run::from(out)
+    }
+
+    fn run_ftp_at(&self, now: &str, args: &[&str]) -> Run {
+        let mut all = vec!["--now", now];
+        all.extend_from_slice(args);
+        self.run_ftp(&all)
+    }
+}

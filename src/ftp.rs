@@ -1,1 +1,0 @@
-//! The FTP / FTPS client layer over suppaftp.

@@ -1,1 +1,0 @@
-//! Streaming validation, external sort and the membership merge.

@@ -357,3 +357,285 @@ fn an_ended_schedule_runs_its_last_slot_once_then_nothing() {
         ]
     );
 }
+
+// ---------------------------------------------------------------------
+// With a real FTP server (tests/common/ftpserver.rs): refreshes that load.
+
+use common::ftpserver::{at, put_file, FtpServer, PASSWORD, PASSWORD_ENV};
+use common::FtpSandbox;
+use std::process::{Child, Stdio};
+use std::time::{Duration, Instant};
+
+struct World {
+    _root: tempfile::TempDir,
+    server: FtpServer,
+    sb: Sandbox,
+}
+
+fn world(created: &str) -> World {
+    let root = tempfile::tempdir().unwrap();
+    let server = FtpServer::start(root.path());
+    let config = format!(
+        "database = \"seg.db\"\ntimezone = \"UTC\"\nsync_time = \"02:00\"\nmin_file_age = \"2m\"\n\
+         [retry]\nmax_attempts = 3\nbackoff = \"30m\"\n{}",
+        server.config("main", "/exports")
+    );
+    let sb = Sandbox::new(&config);
+    create(&sb, created, "seg", "daily", &[]);
+    World {
+        _root: root,
+        server,
+        sb,
+    }
+}
+
+impl World {
+    fn put(&self, name: &str, body: &[u8], modified: &str) {
+        put_file(
+            self.server.root(),
+            &format!("exports/drops/{name}"),
+            body,
+            at(modified),
+        );
+    }
+
+    fn run_due(&self, now: &str, extra: &[&str], code: i32) -> Vec<Value> {
+        let mut args = vec!["run-due", "--json"];
+        args.extend_from_slice(extra);
+        let v = self.sb.run_ftp_at(now, &args).expect(code).json();
+        v.as_array().expect("an array").clone()
+    }
+
+    fn spawn_run_due(&self, now: &str) -> Child {
+        self.sb
+            .cmd(&["--now", now, "run-due", "--json"])
+            .env(PASSWORD_ENV, PASSWORD)
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("spawn segsync")
+    }
+
+    fn members(&self) -> i64 {
+        let v = self.sb.run(&["show", "seg", "--json"]).expect(0).json();
+        v["members"].as_i64().unwrap()
+    }
+}
+
+fn csv(rows: usize) -> Vec<u8> {
+    let mut s = String::from("user_id,tier\n");
+    for i in 1..=rows {
+        s.push_str(&format!("{i},{}\n", ["high", "mid", "low"][i % 3]));
+    }
+    s.into_bytes()
+}
+
+#[test]
+fn ftp_after_downtime_one_run_loads_and_the_rest_are_missed() {
+    let w = world("2026-03-01T10:00:00Z");
+    w.put("seg__0305.csv", &csv(3), "2026-03-05T01:00:00Z");
+    let out = w.run_due("2026-03-05T03:00:00Z", &[], 0);
+    let actions: Vec<&str> = out.iter().map(|r| field(r, "action")).collect();
+    assert_eq!(actions, vec!["missed", "missed", "missed", "run"]);
+    let exec = &out[3]["execution"];
+    assert_eq!(field(exec, "outcome"), "success");
+    assert_eq!(field(exec, "file"), "seg__0305.csv");
+    assert_eq!(exec["rows_loaded"], 3);
+    assert_eq!(w.members(), 3);
+
+    let out = w.run_due("2026-03-05T03:10:00Z", &[], 0);
+    assert_eq!(out.len(), 1);
+    assert_eq!(field(&out[0], "action"), "none");
+    assert!(field(&out[0], "reason").contains("slot done"), "{}", out[0]);
+    assert_eq!(logs(&w.sb).len(), 4);
+}
+
+#[test]
+fn ftp_a_failed_slot_is_retried_after_the_backoff() {
+    let w = world("2026-03-04T10:00:00Z");
+    // No file yet: the first attempt fails, and the exit code says so.
+    let out = w.run_due("2026-03-05T02:05:00Z", &[], 1);
+    assert_eq!(field(&out[0]["execution"], "outcome"), "failed");
+    w.put("seg__late.csv", &csv(5), "2026-03-05T02:10:00Z");
+    let out = w.run_due("2026-03-05T02:20:00Z", &[], 0);
+    assert_eq!(field(&out[0], "action"), "wait");
+    let out = w.run_due("2026-03-05T02:36:00Z", &[], 0);
+    assert_eq!(field(&out[0], "action"), "retry");
+    assert_eq!(field(&out[0]["execution"], "outcome"), "success");
+    assert_eq!(out[0]["execution"]["attempt"], 2);
+    assert_eq!(w.members(), 5);
+    let log = logs(&w.sb);
+    let got: Vec<(&str, &str)> = log
+        .iter()
+        .map(|e| (field(e, "trigger"), field(e, "outcome")))
+        .collect();
+    assert_eq!(got, vec![("schedule", "failed"), ("retry", "success")]);
+}
+
+#[test]
+fn ftp_a_young_file_defers_the_slot_and_fails_it_when_the_next_slot_comes() {
+    let w = world("2026-03-04T10:00:00Z");
+    w.put("seg__0305.csv", &csv(4), "2026-03-05T02:59:00Z");
+    let out = w.run_due("2026-03-05T03:00:00Z", &[], 0);
+    assert_eq!(field(&out[0], "action"), "deferred");
+    assert!(
+        field(&out[0], "reason").contains("seg__0305.csv"),
+        "{}",
+        out[0]
+    );
+    assert!(
+        logs(&w.sb).is_empty(),
+        "a deferred slot leaves no execution"
+    );
+
+    // The upload never settled before the next slot: the slot fails, and
+    // the next slot loads the (by then finished) file.
+    w.put("seg__0305.csv", &csv(4), "2026-03-06T01:59:00Z");
+    let out = w.run_due("2026-03-06T02:01:00Z", &[], 1);
+    let got: Vec<(&str, &str)> = out
+        .iter()
+        .map(|r| (field(r, "slot"), field(r, "action")))
+        .collect();
+    assert_eq!(
+        got,
+        vec![
+            ("2026-03-05T02:00:00Z", "missed"),
+            ("2026-03-06T02:00:00Z", "run")
+        ]
+    );
+    assert_eq!(field(&out[0]["execution"], "outcome"), "failed");
+    assert!(field(&out[0]["execution"], "error").contains("still being written"));
+    assert_eq!(field(&out[1]["execution"], "outcome"), "success");
+    assert_eq!(w.members(), 4);
+}
+
+#[test]
+fn ftp_eight_processes_at_once_run_each_due_slot_once() {
+    let w = world("2026-03-01T10:00:00Z");
+    w.put("seg__0305.csv", &csv(2000), "2026-03-05T01:00:00Z");
+    let children: Vec<Child> = (0..8)
+        .map(|_| w.spawn_run_due("2026-03-05T03:00:00Z"))
+        .collect();
+    let mut reports = Vec::new();
+    for child in children {
+        let out = child.wait_with_output().unwrap();
+        let stdout = String::from_utf8_lossy(&out.stdout);
+        assert_eq!(
+            out.status.code(),
+            Some(0),
+            "{stdout}\n{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let v: Value = serde_json::from_str(&stdout).unwrap();
+        reports.extend(v.as_array().unwrap().clone());
+    }
+    let ran: Vec<&Value> = reports
+        .iter()
+        .filter(|r| r.get("execution").is_some())
+        .collect();
+    let runs = ran.iter().filter(|r| field(r, "action") == "run").count();
+    let missed = ran
+        .iter()
+        .filter(|r| field(r, "action") == "missed")
+        .count();
+    assert_eq!((runs, missed), (1, 3), "{reports:#?}");
+    for r in reports.iter().filter(|r| r.get("execution").is_none()) {
+        assert!(
+            matches!(field(r, "action"), "claimed-elsewhere" | "none"),
+            "unexpected {r}"
+        );
+    }
+    let log = logs(&w.sb);
+    let got: Vec<(&str, &str)> = log
+        .iter()
+        .map(|e| (field(e, "slot"), field(e, "outcome")))
+        .collect();
+    assert_eq!(
+        got,
+        vec![
+            ("2026-03-02T02:00:00Z", "missed"),
+            ("2026-03-03T02:00:00Z", "missed"),
+            ("2026-03-04T02:00:00Z", "missed"),
+            ("2026-03-05T02:00:00Z", "success"),
+        ]
+    );
+    assert_eq!(w.members(), 2000);
+}
+
+/// Whether another connection holds the database's write lock now.
+fn write_locked(db: &std::path::Path) -> bool {
+    let conn = rusqlite::Connection::open(db).unwrap();
+    conn.busy_timeout(Duration::ZERO).unwrap();
+    match conn.execute_batch("BEGIN IMMEDIATE") {
+        Ok(()) => {
+            conn.execute_batch("ROLLBACK").unwrap();
+            false
+        }
+        Err(_) => true,
+    }
+}
+
+#[test]
+fn ftp_a_run_due_killed_mid_load_keeps_the_old_data_and_is_taken_over() {
+    let w = world("2026-03-04T10:00:00Z");
+    w.put("seg__0305.csv", &csv(3), "2026-03-05T01:00:00Z");
+    w.run_due("2026-03-05T03:00:00Z", &[], 0);
+    assert_eq!(w.members(), 3);
+
+    const BIG: usize = 400_000;
+    w.put("seg__0306.csv", &csv(BIG), "2026-03-06T01:00:00Z");
+    let db = w.sb.path().join("seg.db");
+    let slot = t("2026-03-06T02:00:00Z");
+    let mut child = w.spawn_run_due("2026-03-06T03:00:00Z");
+    let started = Instant::now();
+    // Wait for the claim, then for the load transaction's write lock, and
+    // kill the process inside it.
+    let mut claimed = false;
+    loop {
+        if let Some(status) = child.try_wait().unwrap() {
+            panic!(
+                "run-due finished ({status}) before it could be killed mid-load: use a bigger file"
+            );
+        }
+        assert!(
+            started.elapsed() < Duration::from_secs(120),
+            "run-due never started loading"
+        );
+        if !claimed {
+            let s = store(&w.sb);
+            let seg = segment(&s, "seg");
+            claimed = !s.slot_state(seg.id, slot).unwrap().attempts.is_empty();
+        } else if write_locked(&db) {
+            child.kill().unwrap();
+            child.wait().unwrap();
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(2));
+    }
+
+    assert_eq!(w.members(), 3, "a killed load changed the data");
+    let out = w.run_due("2026-03-06T03:10:00Z", &[], 0);
+    assert_eq!(field(&out[0], "action"), "claimed-elsewhere");
+
+    // After the lease, the next run-due takes the slot over and finishes it.
+    let out = w.run_due("2026-03-06T03:31:00Z", &[], 0);
+    assert_eq!(field(&out[0], "action"), "retry", "{}", out[0]);
+    assert_eq!(field(&out[0]["execution"], "outcome"), "success");
+    assert_eq!(w.members(), BIG as i64);
+    let out = w.run_due("2026-03-06T03:40:00Z", &[], 0);
+    assert_eq!(field(&out[0], "action"), "none");
+
+    let s = store(&w.sb);
+    let seg = segment(&s, "seg");
+    let state = s.slot_state(seg.id, slot).unwrap();
+    let got: Vec<_> = state
+        .attempts
+        .iter()
+        .map(|a| (a.attempt, a.outcome.as_str()))
+        .collect();
+    assert_eq!(got, vec![(1, "failed"), (2, "success")]);
+    assert_eq!(
+        state.attempts[0].error.as_deref(),
+        Some(segsync::store::EXPIRED_CLAIM)
+    );
+}

@@ -174,8 +174,7 @@ impl<K: SortKey> Sorter<K> {
         self.chunk_bytes += if heap > 0 { heap + 16 } else { 0 };
         self.chunk.push(e);
         let vec_bytes = self.chunk.capacity() * std::mem::size_of::<Entry<K>>();
-        if self.chunk.len() == self.chunk.capacity() || vec_bytes + self.chunk_bytes >= self.budget
-        {
+        if self.chunk.len() == self.chunk.capacity() || vec_bytes + self.chunk_bytes > self.budget {
             self.spill()?;
         }
         Ok(())

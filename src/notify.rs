@@ -1,1 +1,0 @@
-//! Failure, warning and recovery emails.

@@ -89,7 +89,7 @@ pub fn build(f: &Facts) -> Text {
              reported."
         ),
     };
-    line(&mut b, &summary);
+    wrapped(&mut b, &summary);
     b.push('\n');
 
     field(&mut b, "Segment", name);
@@ -167,7 +167,7 @@ pub fn build(f: &Facts) -> Text {
     };
     line(&mut b, &next);
     if f.kind == Kind::Failure {
-        line(
+        wrapped(
             &mut b,
             "No further email is sent while the segment keeps failing; one is sent when it \
              succeeds again.",
@@ -189,6 +189,24 @@ fn field(b: &mut String, label: &str, value: &str) {
 
 fn line(b: &mut String, text: &str) {
     b.push_str(text);
+    b.push('\n');
+}
+
+/// Writes prose wrapped at 72 columns, as plain-text mail is read best,
+/// and so that it travels as 7-bit text rather than quoted-printable.
+fn wrapped(b: &mut String, text: &str) {
+    let mut width = 0;
+    for word in text.split_whitespace() {
+        if width > 0 && width + 1 + word.len() > 72 {
+            b.push('\n');
+            width = 0;
+        } else if width > 0 {
+            b.push(' ');
+            width += 1;
+        }
+        b.push_str(word);
+        width += word.len();
+    }
     b.push('\n');
 }
 
@@ -269,11 +287,12 @@ mod tests {
             "Error:    failed to connect to ftp `apac`: connection refused\n",
             "Next slot: Wed 2026-12-02 02:00 IST\n",
             "  segsync logs high_value\n",
-            "keeps its previous members",
+            "failed. The segment keeps its previous\nmembers and status.\n",
         ] {
             assert!(t.body.contains(want), "missing {want:?} in:\n{}", t.body);
         }
         assert!(!t.body.contains("Rows:"), "{}", t.body);
+        assert!(t.body.lines().all(|l| l.len() <= 76), "{}", t.body);
     }
 
     #[test]

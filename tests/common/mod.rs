@@ -92,3 +92,4 @@ impl Sandbox {
         self.run(&all)
     }
 }
+pub mod smtpserver;

@@ -117,20 +117,20 @@ pub fn build(f: &Facts) -> Text {
         field(&mut b, "Error", err);
     }
     if let Some(read) = e.rows_read {
-        let mut counts = format!(
+        let counts = format!(
             "{read} read, {} loaded, {rejected} rejected",
             e.rows_loaded.unwrap_or(0)
         );
+        field(&mut b, "Rows", &counts);
         if e.outcome == Outcome::Success {
-            let _ = write!(
-                counts,
-                " ({} added, {} removed, {} changed partition)",
+            let changes = format!(
+                "{} added, {} removed, {} changed partition",
                 e.added.unwrap_or(0),
                 e.removed.unwrap_or(0),
                 e.changed.unwrap_or(0)
             );
+            field(&mut b, "Members", &changes);
         }
-        field(&mut b, "Rows", &counts);
     }
 
     if !f.rejected.is_empty() {
@@ -166,6 +166,12 @@ pub fn build(f: &Facts) -> Text {
         (None, None) => "Next: no further slot is scheduled".to_string(),
     };
     line(&mut b, &next);
+    if f.kind == Kind::Failure && e.slot.is_some() && e.attempt < i64::from(f.max_attempts) {
+        line(
+            &mut b,
+            "No more attempts for this slot: the next slot has come.",
+        );
+    }
     if f.kind == Kind::Failure {
         wrapped(
             &mut b,
@@ -293,6 +299,22 @@ mod tests {
         }
         assert!(!t.body.contains("Rows:"), "{}", t.body);
         assert!(t.body.lines().all(|l| l.len() <= 76), "{}", t.body);
+        assert!(!t.body.contains("No more attempts"), "{}", t.body);
+
+        let mut early = failed();
+        early.attempt = 2;
+        let t = build(&Facts {
+            kind: Kind::Failure,
+            exec: &early,
+            rejected: &[],
+            outlook: &outlook,
+            timezone: chrono_tz::Asia::Kolkata,
+            max_attempts: 3,
+        });
+        assert!(t.body.contains("Attempt:  2 of 3\n"), "{}", t.body);
+        assert!(t
+            .body
+            .contains("No more attempts for this slot: the next slot has come."));
     }
 
     #[test]
@@ -329,9 +351,12 @@ mod tests {
             t.subject,
             "[segsync] high_value: refreshed, 25 rows rejected"
         );
-        assert!(t.body.contains(
-            "Rows:     1000 read, 975 loaded, 25 rejected (10 added, 0 removed, 0 changed partition)"
-        ));
+        assert!(t
+            .body
+            .contains("Rows:     1000 read, 975 loaded, 25 rejected\n"));
+        assert!(t
+            .body
+            .contains("Members:  10 added, 0 removed, 0 changed partition\n"));
         assert!(t
             .body
             .contains("  line 2: email: `bad0@` is not an email address  [bad0@,high]\n"));

@@ -84,7 +84,7 @@ pub fn transport(smtp: &Smtp) -> Result<SmtpTransport> {
         }
     };
 
-    let mut builder = SmtpTransport::builder_dangerous(smtp.host.as_str())
+    let mut builder = SmtpTransport::builder_dangerous(bare_host(&smtp.host))
         .port(smtp.port)
         .tls(tls)
         .timeout(Some(TIMEOUT));
@@ -95,7 +95,7 @@ pub fn transport(smtp: &Smtp) -> Result<SmtpTransport> {
 }
 
 fn tls_parameters(smtp: &Smtp) -> Result<TlsParameters> {
-    let mut b = TlsParameters::builder(smtp.host.clone());
+    let mut b = TlsParameters::builder(bare_host(&smtp.host).to_string());
     if let Some(path) = &smtp.ca_file {
         let pem = std::fs::read(path)
             .with_context(|| format!("smtp: failed to read ca_file `{}`", path.display()))?;
@@ -120,8 +120,14 @@ fn tls_parameters(smtp: &Smtp) -> Result<TlsParameters> {
         .map_err(|e| anyhow!("smtp: failed to set up TLS for `{}`: {e}", smtp.host))
 }
 
+/// The host without the brackets a URL puts around an IPv6 address, as
+/// the socket address and the certificate check want it.
+fn bare_host(host: &str) -> &str {
+    host.trim_start_matches('[').trim_end_matches(']')
+}
+
 fn is_loopback(host: &str) -> bool {
-    let h = host.trim_start_matches('[').trim_end_matches(']');
+    let h = bare_host(host);
     h.eq_ignore_ascii_case("localhost")
         || h.parse::<std::net::IpAddr>()
             .is_ok_and(|ip| ip.is_loopback())

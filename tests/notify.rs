@@ -592,3 +592,35 @@ fn no_credential_in_logs_at_trace_level() {
     }
     assert!(!logged.contains("AUTH"), "{logged}");
 }
+
+#[test]
+fn a_loopback_relay_marked_tls_none_may_take_a_login_in_plain_text() {
+    let server = SmtpServer::start(with_login(Security::Plain, "s3cret-relay"));
+    std::env::set_var("NOTIFY_TEST_PW_RELAY", "s3cret-relay");
+    let smtp = format!(
+        "{}user = \"robot\"\npassword_env = \"NOTIFY_TEST_PW_RELAY\"\n",
+        plain_relay(server.port)
+    );
+    let mut w = World::new(&smtp, &["ana@example.com"]);
+    let id = w.run(0, 1, Err("boom"), true);
+    assert_eq!(server.messages().len(), 1, "{:?}", w.notified(id));
+    assert_eq!(server.messages()[0].user.as_deref(), Some("robot"));
+}
+
+#[test]
+fn an_interrupted_send_is_not_repeated() {
+    let server = SmtpServer::start(Options::new(Security::Plain));
+    let mut w = World::new(&plain_relay(server.port), &["ana@example.com"]);
+    // A process wrote its note and died before the send finished.
+    let id = w.run(0, 1, Err("boom"), false);
+    let note = "sending failure email to ana@example.com since 2026-12-01T03:00:00Z";
+    w.app.store().unwrap().set_notified(id, note).unwrap();
+    let exec = w.execution(id);
+    let outlook = Outlook {
+        final_failure: true,
+        ..Default::default()
+    };
+    after_execution(&mut w.app, &w.segment, &exec, &outlook).unwrap();
+    assert!(server.messages().is_empty());
+    assert_eq!(w.notified(id).as_deref(), Some(note));
+}

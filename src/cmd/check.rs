@@ -97,10 +97,30 @@ fn check_ftp(app: &App) -> Vec<Outcome> {
 }
 
 // ---------------------------------------------------------------------------
-// SMTP: the notifications work fills this in, returning its outcome in the
-// same shape (kind "smtp"); `args.send_test` belongs to it. Until then the
-// command checks FTP connections only.
+// SMTP: one outcome when [smtp] is configured (EHLO, TLS, login; with
+// --send-test also a test email).
 
-fn check_smtp(_app: &App, _args: &CheckArgs) -> Vec<Outcome> {
-    Vec::new()
+fn check_smtp(app: &App, args: &CheckArgs) -> Vec<Outcome> {
+    let Some(smtp) = &app.config.smtp else {
+        if args.send_test.is_some() {
+            return vec![Outcome::from_result(
+                "smtp",
+                "smtp",
+                "-".into(),
+                Err(anyhow::anyhow!(
+                    "--send-test: `{}` has no [smtp] section, so no email can be sent",
+                    app.config.path.display()
+                )),
+            )];
+        }
+        return Vec::new();
+    };
+    let scheme = match smtp.security {
+        crate::config::SmtpSecurity::Implicit => "smtps",
+        _ => "smtp",
+    };
+    let url = format!("{scheme}://{}:{}", smtp.host, smtp.port);
+    tracing::debug!("checking smtp ({url})");
+    let r = crate::notify::check_smtp(app, args.send_test.as_deref());
+    vec![Outcome::from_result("smtp", "smtp", url, r)]
 }

@@ -94,6 +94,7 @@ impl Sandbox {
 }
 
 pub mod ftpserver;
+pub mod smtpserver;
 
 /// Running the binary with the test password in its environment.
 pub trait FtpSandbox {

@@ -710,7 +710,12 @@ fn finished(app: &mut App, segment: &Segment, plan: &Plan, done: &Execution, r: 
         ),
     }
     notify(app, segment, done, &outlook);
-    r.execution = Some(done.clone());
+    // Re-read so the report shows what the notifier recorded.
+    let stored = app
+        .store()
+        .ok()
+        .and_then(|s| s.execution(done.id).ok().flatten());
+    r.execution = Some(stored.unwrap_or_else(|| done.clone()));
 }
 
 /// Notifies, never failing the refresh: a failed send is the notifier's

@@ -639,3 +639,43 @@ fn ftp_a_run_due_killed_mid_load_keeps_the_old_data_and_is_taken_over() {
         Some(segsync::store::EXPIRED_CLAIM)
     );
 }
+
+#[test]
+fn ftp_one_email_when_a_slot_finally_fails_and_one_when_it_recovers() {
+    use common::smtpserver::{Options, Security, SmtpServer};
+    let smtp = SmtpServer::start(Options::new(Security::Plain));
+    let root = tempfile::tempdir().unwrap();
+    let server = FtpServer::start(root.path());
+    let config = format!(
+        "database = \"seg.db\"\ntimezone = \"UTC\"\nsync_time = \"02:00\"\n\
+         [retry]\nmax_attempts = 2\nbackoff = \"30m\"\n\
+         [smtp]\nurl = \"smtp://127.0.0.1:{}\"\nfrom = \"segsync@example.com\"\ntls = \"none\"\n{}",
+        smtp.port,
+        server.config("main", "/exports")
+    );
+    let sb = Sandbox::new(&config);
+    create(
+        &sb,
+        "2026-03-04T10:00:00Z",
+        "seg",
+        "daily",
+        &["--recipient", "crm@example.com"],
+    );
+    let w = World {
+        _root: root,
+        server,
+        sb,
+    };
+    // No file: attempt 1 fails (a retry will come: no email), attempt 2
+    // fails (the last one: one email).
+    w.run_due("2026-03-05T02:05:00Z", &[], 1);
+    assert_eq!(smtp.messages().len(), 0);
+    w.run_due("2026-03-05T02:40:00Z", &[], 1);
+    assert_eq!(smtp.messages().len(), 1);
+    assert_eq!(smtp.messages()[0].to, vec!["crm@example.com".to_string()]);
+    // The next slot loads: one recovery email.
+    w.put("seg__0306.csv", &csv(3), "2026-03-06T01:00:00Z");
+    let out = w.run_due("2026-03-06T02:05:00Z", &[], 0);
+    assert_eq!(field(&out[0]["execution"], "outcome"), "success");
+    assert_eq!(smtp.messages().len(), 2);
+}

@@ -28,7 +28,7 @@ use crate::store::{
     AttemptRow, ClaimPlan, Deferral, Execution, OlderRow, Outcome, SegmentFilter, SlotState,
     Trigger,
 };
-use anyhow::{Context, Result};
+use anyhow::Result;
 use chrono::{DateTime, Utc};
 use chrono_tz::Tz;
 use serde::Serialize;
@@ -435,8 +435,21 @@ pub fn run_due(app: &mut App, opts: &Options) -> Result<Vec<Report>> {
             continue;
         }
         let before = reports.len();
-        segment_due(app, segment, opts.dry_run, &owner, &mut reports)
-            .with_context(|| format!("run-due failed for segment `{}`", segment.name))?;
+        // One segment's trouble (a locked or damaged database row, say)
+        // must not keep the others from their refreshes.
+        if let Err(err) = segment_due(app, segment, opts.dry_run, &owner, &mut reports) {
+            let message = crate::output::error_chain(&err);
+            error!(segment = %segment.name, "run-due failed for this segment: {message}");
+            let mut r = report(
+                segment,
+                None,
+                fmt,
+                Action::None,
+                format!("error: {message}"),
+            );
+            r.failed = true;
+            reports.push(r);
+        }
         for r in &reports[before..] {
             debug!(
                 segment = %r.segment,

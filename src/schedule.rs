@@ -408,6 +408,21 @@ mod tests {
         );
     }
 
+    #[test]
+    fn upcoming_reads_zone_and_time_from_the_config() {
+        let text = "timezone = \"Asia/Kolkata\"\nsync_time = \"03:30\"\n";
+        let config = Config::parse(text, std::path::Path::new("/tmp/segments.toml")).unwrap();
+        let s = sched(Frequency::Weekly, "2026-11-01", Some("2026-11-20"));
+        let anchor = utc("2026-11-01T00:00:00Z");
+        let next = upcoming(&config, &s, anchor, utc("2026-11-03T00:00:00Z"), 5);
+        // Mondays 9th and 16th at 03:30 IST (UTC+05:30); the 23rd is past `to`.
+        assert_eq!(
+            next,
+            vec![utc("2026-11-08T22:00:00Z"), utc("2026-11-15T22:00:00Z")]
+        );
+        assert!(upcoming(&config, &s, anchor, utc("2026-11-17T00:00:00Z"), 5).is_empty());
+    }
+
     /// The reference: walk every day of the window, resolving a skipped
     /// local time minute by minute.
     fn reference(

@@ -74,13 +74,20 @@ fn gap_end(tz: Tz, local: NaiveDateTime) -> DateTime<Utc> {
         .map(|o| o.fix().local_minus_utc())
         .unwrap_or(0);
     // Read as if the old offset still held, `local` lies after the jump.
-    let mut hi = local.and_utc().timestamp() - i64::from(offset_before);
-    let mut lo = hi - 2 * 86_400;
     let at_or_after = |secs: i64| {
         let t = DateTime::from_timestamp(secs, 0).expect("in range");
         t.with_timezone(&tz).naive_local() >= local
     };
-    debug_assert!(at_or_after(hi) && !at_or_after(lo));
+    let mut hi = local.and_utc().timestamp() - i64::from(offset_before);
+    // Two transitions within a day could leave the first guess short; a
+    // few hours' steps find the far side in any real zone.
+    for _ in 0..48 {
+        if at_or_after(hi) {
+            break;
+        }
+        hi += 3600;
+    }
+    let mut lo = hi - 2 * 86_400;
     while hi - lo > 1 {
         let mid = lo + (hi - lo) / 2;
         if at_or_after(mid) {
@@ -384,6 +391,12 @@ mod tests {
         assert_eq!(
             local_instant(ny, date("2021-11-07"), hm(1, 30)),
             utc("2021-11-07T05:30:00Z")
+        );
+        // Samoa skipped 2011-12-30 entirely: the slot moves to the first
+        // instant of 2011-12-31.
+        assert_eq!(
+            local_instant(chrono_tz::Pacific::Apia, date("2011-12-30"), hm(2, 0)),
+            utc("2011-12-30T10:00:00Z")
         );
         // Lord Howe moves by 30 minutes: 02:00 -> 02:30 on 2021-10-03.
         assert_eq!(

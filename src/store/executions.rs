@@ -103,7 +103,6 @@ pub struct Execution {
     pub notified: Option<String>,
 }
 
-
 /// A rejected row kept for the log and the email.
 #[derive(Debug, Clone, Serialize, PartialEq, Eq)]
 pub struct RejectedRow {

@@ -48,7 +48,7 @@ pub enum Step {
         ready_at: DateTime<Utc>,
     },
     /// The execution row was finished: success, unchanged or failed.
-    Finished(Execution),
+    Finished(Box<Execution>),
 }
 
 /// A file on local disk, ready to validate.
@@ -109,7 +109,7 @@ pub fn execute(
 ) -> Result<Step> {
     match run(app, segment, source, &mut exec) {
         Ok(Some(step)) => Ok(step),
-        Ok(None) => Ok(Step::Finished(exec)),
+        Ok(None) => Ok(Step::Finished(Box::new(exec))),
         Err(f) => {
             exec.outcome = Outcome::Failed;
             exec.error = Some(f.message);
@@ -133,7 +133,7 @@ pub fn execute(
             insert_rejected_rows(&tx, exec.id, &rejected)?;
             tx.commit()
                 .context("failed to record the failed execution")?;
-            Ok(Step::Finished(exec))
+            Ok(Step::Finished(Box::new(exec)))
         }
     }
 }

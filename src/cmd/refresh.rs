@@ -58,7 +58,7 @@ pub fn run(app: &mut App, args: RefreshArgs) -> Result<()> {
             ))
             .into());
         }
-        Step::Finished(e) => e,
+        Step::Finished(e) => *e,
     };
     crate::notify::after_execution(
         app,

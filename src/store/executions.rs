@@ -8,18 +8,20 @@ use rusqlite::{params, Connection, OptionalExtension, Row};
 use serde::Serialize;
 
 /// What started an execution.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Default)]
 #[serde(rename_all = "lowercase")]
 pub enum Trigger {
     Schedule,
     Retry,
+    #[default]
     Manual,
 }
 
 /// How an execution ended (or `Running` while it has not).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Default)]
 #[serde(rename_all = "lowercase")]
 pub enum Outcome {
+    #[default]
     Running,
     Success,
     Unchanged,
@@ -99,18 +101,6 @@ pub struct Execution {
     pub error: Option<String>,
     pub notes: Option<String>,
     pub notified: Option<String>,
-}
-
-impl Default for Trigger {
-    fn default() -> Self {
-        Trigger::Manual
-    }
-}
-
-impl Default for Outcome {
-    fn default() -> Self {
-        Outcome::Running
-    }
 }
 
 /// A rejected row kept for the log and the email.

@@ -227,10 +227,9 @@ pub fn decide(
             let mut d = Decision::new(
                 Action::Retry,
                 format!(
-                    "attempt {} failed at {} ({}); backoff passed",
+                    "attempt {} failed at {}; backoff passed (its error: `segsync logs --failed`)",
                     last.attempt,
                     fmt.t(failed_at),
-                    last.error.as_deref().unwrap_or("no error recorded")
                 ),
             );
             d.attempt = last.attempt + 1;

@@ -211,6 +211,7 @@ fn run(
     if segment.status == Status::InProgress {
         crate::store::set_status(&tx, segment.id, Status::Active)?;
     }
+    crate::store::ensure_claim_held(&tx, exec.id)?;
     finish_execution(&tx, exec)?;
     insert_rejected_rows(&tx, exec.id, &rejected)?;
     tx.commit()?;

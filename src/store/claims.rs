@@ -206,6 +206,27 @@ fn fail_running(
     }))
 }
 
+/// Checks, inside the transaction that is about to write a refresh's data,
+/// that execution `id` is still this process's `running` claim. A refresh
+/// that outlived its lease may have been taken over (its row marked failed,
+/// the next attempt claimed by another process): its data must then not be
+/// written, or the slot would be loaded twice.
+pub fn ensure_claim_held(conn: &Connection, id: i64) -> Result<()> {
+    let outcome: Option<String> = conn
+        .query_row("SELECT outcome FROM execution WHERE id = ?1", [id], |r| {
+            r.get(0)
+        })
+        .optional()?;
+    match outcome.as_deref() {
+        Some("running") => Ok(()),
+        _ => anyhow::bail!(
+            "execution {id} was taken over by another run-due after its claim lease ({} \
+             minutes) expired; this refresh wrote nothing",
+            LEASE.num_minutes()
+        ),
+    }
+}
+
 impl Store {
     /// The rows and deferral of one slot, read without any lock (for
     /// decisions that are checked again under the lock, and `--dry-run`).
@@ -581,6 +602,30 @@ mod tests {
             .collect();
         assert_eq!(outcomes, vec![(1, Outcome::Failed), (2, Outcome::Running)]);
         assert_eq!(state.attempts[1].claim_owner.as_deref(), Some("alive"));
+    }
+
+    #[test]
+    fn a_taken_over_claim_is_no_longer_held() {
+        let mut store = Store::open_in_memory().unwrap();
+        let seg = segment(&mut store, "a");
+        let now = t("2026-01-02T02:05:00Z");
+        let slow = store
+            .claim_slot(&seg, t(SLOT), "slow", now, first_claim)
+            .unwrap();
+        let slow = slow.claimed.unwrap();
+        assert!(ensure_claim_held(&store.conn, slow.id).is_ok());
+        let later = now + LEASE + chrono::Duration::minutes(1);
+        store
+            .claim_slot(&seg, t(SLOT), "other", later, |_| ClaimPlan::Claim {
+                attempt: 2,
+                trigger: Trigger::Retry,
+                expire: Some(slow.id),
+            })
+            .unwrap();
+        let err = ensure_claim_held(&store.conn, slow.id)
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("taken over"), "{err}");
     }
 
     #[test]

@@ -705,12 +705,22 @@ fn finished(app: &mut App, segment: &Segment, plan: &Plan, done: &Execution, r: 
                 Some(at) => format!("attempt {} from {}", done.attempt + 1, fmt.t(at)),
                 None => "no further attempt for this slot".to_string(),
             };
-            error!(
-                segment = %segment.name,
-                "refresh of slot {slot} failed (attempt {}): {}; {then}",
-                done.attempt,
-                done.error.as_deref().unwrap_or("no error recorded")
-            );
+            let error = done.error.as_deref().unwrap_or("no error recorded");
+            // A failure that will be retried is a warning; the slot's last
+            // failure is an error.
+            if outlook.final_failure {
+                error!(
+                    segment = %segment.name,
+                    "refresh of slot {slot} failed (attempt {}): {error}; {then}",
+                    done.attempt
+                );
+            } else {
+                warn!(
+                    segment = %segment.name,
+                    "refresh of slot {slot} failed (attempt {}): {error}; {then}",
+                    done.attempt
+                );
+            }
         }
         outcome => info!(
             segment = %segment.name,

@@ -402,6 +402,21 @@ pub fn claim_owner() -> String {
 /// reports; the caller prints them and turns failures into the exit code
 /// with [`failure`].
 pub fn run_due(app: &mut App, opts: &Options) -> Result<Vec<Report>> {
+    run_due_with(app, opts, &mut |app, segment, exec| {
+        crate::refresh::execute(app, segment, &Source::Ftp, exec)
+    })
+}
+
+/// Runs a claimed execution: `refresh::execute` from the segment's FTP
+/// folder, or a stand-in in tests.
+pub type Executor<'a> = dyn FnMut(&mut App, &Segment, Execution) -> Result<Step> + 'a;
+
+/// [`run_due`] with the refresh itself supplied by the caller.
+pub fn run_due_with(
+    app: &mut App,
+    opts: &Options,
+    execute: &mut Executor<'_>,
+) -> Result<Vec<Report>> {
     let segments = match &opts.segment {
         Some(name) => match app.store()?.segment(name)? {
             Some(s) => vec![s],
@@ -436,7 +451,7 @@ pub fn run_due(app: &mut App, opts: &Options) -> Result<Vec<Report>> {
         let before = reports.len();
         // One segment's trouble (a locked or damaged database row, say)
         // must not keep the others from their refreshes.
-        if let Err(err) = segment_due(app, segment, opts.dry_run, &owner, &mut reports) {
+        if let Err(err) = segment_due(app, segment, opts.dry_run, &owner, execute, &mut reports) {
             let message = crate::output::error_chain(&err);
             error!(segment = %segment.name, "run-due failed for this segment: {message}");
             let mut r = report(
@@ -510,6 +525,7 @@ fn segment_due(
     segment: &Segment,
     dry_run: bool,
     owner: &str,
+    execute: &mut Executor<'_>,
     reports: &mut Vec<Report>,
 ) -> Result<()> {
     let schedule = segment.schedule.as_ref().expect("schedulable");
@@ -643,7 +659,7 @@ fn segment_due(
     };
 
     let mut r = report(segment, Some(latest), fmt, decision.action, decision.reason);
-    match crate::refresh::execute(app, segment, &Source::Ftp, exec.clone()) {
+    match execute(app, segment, exec.clone()) {
         Ok(Step::Deferred { file, ready_at }) => {
             let now = app.clock.now();
             app.store()?.release_deferred(&exec, &file, ready_at, now)?;
@@ -1013,5 +1029,178 @@ mod tests {
         assert_eq!(o.rows.len(), 1);
         assert_eq!(o.rows[0].outcome, Outcome::Failed);
         assert!(o.rows[0].error.as_deref().unwrap().contains("x__1.csv"));
+    }
+
+    mod simulation {
+        //! Many `run-due` calls at random times over a real (temporary)
+        //! store, with a stand-in refresh that succeeds, fails, defers or
+        //! errors at random: the log must always obey the scheduling rules.
+        use super::*;
+        use crate::app::App;
+        use crate::cli::Global;
+        use crate::config::Config;
+        use crate::segment::{AlertState, DraftSettings, SegmentType};
+        use crate::store::{finish_execution, ExecutionFilter};
+        use proptest::prelude::*;
+        use std::collections::BTreeMap;
+
+        fn app(dir: &std::path::Path, backoff_min: u64) -> App {
+            let text = format!(
+                "database = \"seg.db\"\ntimezone = \"Europe/London\"\nsync_time = \"01:30\"\n\
+                 [retry]\nmax_attempts = 3\nbackoff = \"{backoff_min}m\"\n\
+                 [[ftp]]\nname = \"main\"\nurl = \"ftp://127.0.0.1:9\"\n"
+            );
+            let path = dir.join("segments.toml");
+            let config = Config::parse(&text, &path).unwrap();
+            let global = Global {
+                config: None,
+                now: Some(t("2026-03-26T00:00:00Z")),
+                json: true,
+                verbose: 0,
+                quiet: true,
+            };
+            App::with_config(config, &global)
+        }
+
+        fn segment(app: &mut App, anchor: DateTime<Utc>) -> Segment {
+            let mut s = Segment {
+                id: 0,
+                name: "sim".into(),
+                description: String::new(),
+                seg_type: SegmentType::NonScd,
+                status: Status::InProgress,
+                schedule: Some(Schedule {
+                    ftp: "main".into(),
+                    path: String::new(),
+                    frequency: Frequency::Daily,
+                    from: "2026-03-26".parse().unwrap(),
+                    to: None,
+                }),
+                draft: DraftSettings::default(),
+                recipients: vec![],
+                id_type: None,
+                partition_column: None,
+                schedule_anchor: anchor,
+                created_at: anchor,
+                updated_at: anchor,
+                alert_state: AlertState::Ok,
+            };
+            s.id = app.store().unwrap().insert_segment(&s).unwrap();
+            s
+        }
+
+        proptest! {
+            #![proptest_config(ProptestConfig::with_cases(40))]
+
+            #[test]
+            fn the_log_obeys_the_rules(
+                anchor_min in 0i64..(3 * 1440),
+                period in 10i64..120,
+                downtimes in prop::collection::vec((0i64..(5 * 1440), 0i64..(2 * 1440)), 0..3),
+                dry_every in 2usize..9,
+                outcomes in prop::collection::vec(0u8..4, 1..20),
+                backoff_min in prop_oneof![Just(10u64), Just(30), Just(600), Just(2000)],
+            ) {
+                let dir = tempfile::tempdir().unwrap();
+                let mut app = app(dir.path(), backoff_min);
+                let base = t("2026-03-26T00:00:00Z");
+                let anchor = base + chrono::Duration::minutes(anchor_min);
+                let seg = segment(&mut app, anchor);
+                let plan = Plan::new(&app.config, seg.schedule.as_ref().unwrap(), anchor);
+                let backoff = chrono::Duration::minutes(backoff_min as i64);
+                // Cron every `period` minutes over five days, except while
+                // the machine is down; every `dry_every`-th call is a dry run.
+                let runs: Vec<(i64, bool)> = (0..(5 * 1440))
+                    .step_by(period as usize)
+                    .filter(|m| !downtimes.iter().any(|(from, len)| *m >= *from && *m < from + len))
+                    .enumerate()
+                    .map(|(i, m)| (m, i % dry_every == 0))
+                    .collect();
+
+                let mut next_outcome = outcomes.iter().copied().cycle();
+                let mut exec_fn = |app: &mut App, _: &Segment, mut exec: Execution| -> Result<Step> {
+                    let now = app.clock.now();
+                    match next_outcome.next().unwrap() {
+                        2 => Ok(Step::Deferred {
+                            file: "sim__x.csv".into(),
+                            ready_at: now + chrono::Duration::minutes(2),
+                        }),
+                        3 => Err(anyhow::anyhow!("the database went away")),
+                        c => {
+                            exec.outcome = if c == 0 { Outcome::Success } else { Outcome::Failed };
+                            exec.error = (c == 1).then(|| "boom".to_string());
+                            exec.finished_at = Some(now);
+                            finish_execution(&app.store()?.conn, &exec)?;
+                            Ok(Step::Finished(Box::new(exec)))
+                        }
+                    }
+                };
+                let filter = ExecutionFilter { segment_id: Some(seg.id), ..Default::default() };
+                let mut last_run = base;
+                for (minute, dry_run) in &runs {
+                    let now = base + chrono::Duration::minutes(*minute);
+                    app.clock = crate::clock::Clock::starting_at(now);
+                    let before = app.store().unwrap().executions(&filter).unwrap().len();
+                    let opts = Options { dry_run: *dry_run, segment: None };
+                    run_due_with(&mut app, &opts, &mut exec_fn).unwrap();
+                    if *dry_run {
+                        let after = app.store().unwrap().executions(&filter).unwrap().len();
+                        prop_assert_eq!(before, after, "a dry run wrote");
+                    } else {
+                        last_run = now;
+                    }
+                }
+
+                let mut rows = app.store().unwrap().executions(&filter).unwrap();
+                rows.reverse();
+                let mut by_slot: BTreeMap<DateTime<Utc>, Vec<Execution>> = BTreeMap::new();
+                for e in rows {
+                    prop_assert!(e.outcome != Outcome::Running, "left running: {:?}", e);
+                    let slot = e.slot.unwrap();
+                    prop_assert_eq!(plan.first_at_or_after(slot), Some(slot), "not a slot");
+                    by_slot.entry(slot).or_default().push(e);
+                }
+                for (slot, list) in &by_slot {
+                    list.iter().enumerate().try_for_each(|(i, e)| {
+                        prop_assert_eq!(e.attempt, i as i64 + 1, "attempts of {}", slot);
+                        Ok(())
+                    })?;
+                    prop_assert!(list.len() <= 3, "too many attempts at {}", slot);
+                    if list.iter().any(|e| e.outcome == Outcome::Missed) {
+                        prop_assert_eq!(list.len(), 1, "missed beside other rows at {}", slot);
+                    }
+                    let successes = list.iter().filter(|e| e.outcome.is_success()).count();
+                    prop_assert!(successes <= 1);
+                    if successes == 1 {
+                        prop_assert!(list.last().unwrap().outcome.is_success());
+                    }
+                    let next = plan.after(*slot);
+                    for (i, e) in list.iter().enumerate() {
+                        let written_late = e.outcome == Outcome::Missed
+                            || e.error.as_deref().is_some_and(|m| m.contains("still being written"));
+                        prop_assert!(e.started_at >= *slot);
+                        if written_late {
+                            continue;
+                        }
+                        if let Some(n) = next {
+                            prop_assert!(e.started_at < n, "attempt {} of {} after the next slot", e.attempt, slot);
+                        }
+                        if i > 0 {
+                            let prev = &list[i - 1];
+                            prop_assert!(
+                                e.started_at >= prev.finished_at.unwrap() + backoff,
+                                "retry of {} before the backoff", slot
+                            );
+                        }
+                    }
+                }
+                // Every slot before the latest one at the last real run has a row.
+                if let Some(latest) = plan.latest_at_or_before(last_run) {
+                    for slot in plan.from_instant(anchor).take_while(|s| *s < latest) {
+                        prop_assert!(by_slot.contains_key(&slot), "slot {} has no row", slot);
+                    }
+                }
+            }
+        }
     }
 }

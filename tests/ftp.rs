@@ -14,7 +14,8 @@ use sha2::{Digest, Sha256};
 use std::path::Path;
 use std::time::Duration;
 
-const CSV: &[u8] = b"user_id,tier\r\n1,high\r\n2,low\r\n";
+/// Mixed line ends: a transfer in ASCII mode would change them.
+const CSV: &[u8] = b"user_id,tier\r\n1,high\n2,low\n";
 
 fn sha_hex(bytes: &[u8]) -> String {
     Sha256::digest(bytes)
@@ -462,7 +463,16 @@ impl Run2 {
 /// A daemon's connection from the environment, or `None` with a note.
 fn daemon(var: &str, secure: bool) -> Option<(FtpConn, std::path::PathBuf)> {
     let Ok(addr) = std::env::var(var) else {
-        eprintln!("note: {var} is not set; run `.ci/ftpd.sh start` and source its env file to test against it");
+        // CI must not skip these silently.
+        assert!(
+            std::env::var_os("CI").is_none(),
+            "CI is set but {var} is not: run `.ci/ftpd.sh start` and source \
+             /tmp/segsync-ci/ftpd.env before `cargo test`"
+        );
+        eprintln!(
+            "note: {var} is not set, test skipped; run `.ci/ftpd.sh start` and source \
+             /tmp/segsync-ci/ftpd.env to test against the real daemon"
+        );
         return None;
     };
     let user = std::env::var("SEGSYNC_TEST_FTPD_USER").expect("SEGSYNC_TEST_FTPD_USER");

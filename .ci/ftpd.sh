@@ -5,15 +5,16 @@
 #   .ci/ftpd.sh stop    stop them (by the PIDs recorded at start)
 #
 # After `start`, `source /tmp/segsync-ci/ftpd.env` exports:
-#   SEGSYNC_TEST_VSFTPD=127.0.0.1:2121    vsftpd: LIST only (no MLSD), and a
-#                                         PASV reply advertising 127.0.0.2,
-#                                         an address it does not listen on
+#   SEGSYNC_TEST_VSFTPD=127.0.0.1:2121    vsftpd: LIST only (no MLSD), a PASV
+#                                         reply advertising 127.0.0.2, where
+#                                         it does not listen, explicit TLS
+#                                         optional (TLS session reuse required)
 #   SEGSYNC_TEST_PUREFTPD=127.0.0.1:2122  pure-ftpd: MLSD, explicit TLS
 #                                         optional (AUTH TLS)
 #   SEGSYNC_TEST_FTPD_USER / _PASSWORD    a local system user both accept
 #   SEGSYNC_TEST_FTPD_DIR                 that user's folder (the chroot),
 #                                         where tests put their files
-#   SEGSYNC_TEST_FTPD_CA                  the CA that signed pure-ftpd's
+#   SEGSYNC_TEST_FTPD_CA                  the CA that signed both daemons'
 #                                         certificate (for ca_file)
 #
 # Needs root (or sudo): it installs packages, creates the user and sets
@@ -148,7 +149,15 @@ pasv_enable=YES
 pasv_min_port=40000
 pasv_max_port=40099
 pasv_address=127.0.0.2
-ssl_enable=NO
+# Explicit TLS, optional, with vsftpd's default demand that data
+# connections resume the control connection's TLS session.
+ssl_enable=YES
+allow_anon_ssl=NO
+force_local_logins_ssl=NO
+force_local_data_ssl=NO
+require_ssl_reuse=YES
+rsa_cert_file=$STATE/pure-ftpd.pem
+rsa_private_key_file=$STATE/pure-ftpd.pem
 use_localtime=NO
 # ASCII transfers really convert line ends: a client that forgets TYPE I
 # receives other bytes than the file holds.

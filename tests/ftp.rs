@@ -225,8 +225,7 @@ fn a_file_that_changes_size_during_the_download_is_refused() {
     let dest = tempfile::tempdir().unwrap();
     let err = s
         .download("/exports/high", file, &dest.path().join("f"), false)
-        .err()
-        .expect("must fail");
+        .expect_err("must fail");
     let msg = format!("{err:#}");
     assert!(
         msg.starts_with(
@@ -250,7 +249,7 @@ fn a_missing_folder_names_the_folder_and_the_fix() {
     let root = sample_root();
     let server = FtpServer::start(root.path());
     let mut s = session(&server.conn("main", "/"));
-    let msg = format!("{:#}", s.list("/exports/nope").err().expect("must fail"));
+    let msg = format!("{:#}", s.list("/exports/nope").expect_err("must fail"));
     assert!(
         msg.contains("failed to list `/exports/nope` on ftp `main`"),
         "{msg}"
@@ -410,6 +409,16 @@ fn the_password_is_never_printed_even_at_trace_level() {
             run.stderr
         );
     }
+    // suppaftp's own `log` records (it logs PASS at trace) never reach the
+    // output: segsync installs no `log` backend, and caps the target too.
+    for run in &runs {
+        assert!(
+            !run.stderr.contains("Signin in with user"),
+            "{}",
+            run.stderr
+        );
+        assert!(!run.stderr.contains("CC OUT"), "{}", run.stderr);
+    }
     // The trace runs did log something, so the level was really on.
     assert!(
         runs[0].stderr.contains("checking ftp `plain`"),
@@ -538,6 +547,17 @@ fn vsftpd_list_only_with_a_foreign_pasv_address() {
         Some(ListingStyle::List),
         "vsftpd has no MLSD"
     );
+    s.quit();
+}
+
+#[test]
+fn vsftpd_over_explicit_tls_with_session_reuse_required() {
+    let Some((conn, dir)) = daemon("SEGSYNC_TEST_VSFTPD", true) else {
+        return;
+    };
+    let remote = fill(&dir, "vsftpd-tls");
+    let mut s = daemon_session(&conn);
+    list_choose_download(&mut s, &remote);
     s.quit();
 }
 

@@ -615,6 +615,35 @@ mod tests {
     }
 
     #[test]
+    fn replies_are_one_line_with_their_code() {
+        let r = |code: u32, body: &str| {
+            suppaftp::types::Response::new(Status::from(code), body.as_bytes().to_vec())
+        };
+        assert_eq!(
+            reply(&r(530, "530 Login incorrect.\r\n")),
+            "530 Login incorrect."
+        );
+        assert_eq!(
+            reply(&r(550, "550-No such file\r\n550 end\r\n")),
+            "550-No such file 550 end"
+        );
+        assert_eq!(reply(&r(500, "Unknown command")), "500 Unknown command");
+    }
+
+    #[test]
+    fn read_timeouts_say_how_long() {
+        let t = Timeouts {
+            connect: Duration::from_secs(3),
+            io: Duration::from_secs(7),
+        };
+        let e = explain(
+            FtpError::ConnectionError(std::io::ErrorKind::WouldBlock.into()),
+            &t,
+        );
+        assert_eq!(e.to_string(), "timed out after 7s");
+    }
+
+    #[test]
     fn timeouts_have_sane_defaults() {
         let t = Timeouts::default();
         assert!(t.connect > Duration::ZERO && t.io >= t.connect);

@@ -215,6 +215,20 @@ fn a_pasv_reply_with_another_address_is_ignored() {
 }
 
 #[test]
+fn ipv6_uses_epsv() {
+    let root = sample_root();
+    let opts = Options {
+        ipv6: true,
+        ..Options::default()
+    };
+    let server = FtpServer::start_with(root.path(), opts);
+    let conn = server.conn("v6", "/");
+    assert_eq!(conn.url(), format!("ftp://[::1]:{}", server.port()));
+    let mut s = session(&conn);
+    list_choose_download(&mut s, "/exports/high");
+}
+
+#[test]
 fn a_file_that_changes_size_during_the_download_is_refused() {
     let root = sample_root();
     let server = FtpServer::start(root.path());

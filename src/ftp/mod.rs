@@ -390,19 +390,28 @@ pub fn check(conn: &FtpConn, timeouts: &Timeouts) -> Result<String> {
 /// The steps of [`FtpSession::connect`], without the outer context.
 fn open(conn: &FtpConn, timeouts: &Timeouts) -> Result<FtpSession> {
     let password = conn.password()?;
-    let control = tcp_connect(&conn.host, conn.port, timeouts)?;
+    // The url crate keeps the brackets of an IPv6 literal; sockets and TLS
+    // server names want the bare address.
+    let host = conn.host.trim_start_matches('[').trim_end_matches(']');
+    let control = tcp_connect(host, conn.port, timeouts)?;
+    // PASV can only describe an IPv4 address; over IPv6 use EPSV, which
+    // gives a port only (and so also lands on the control peer).
+    let mode = match control.peer_addr() {
+        Ok(SocketAddr::V6(_)) => suppaftp::Mode::ExtendedPassive,
+        _ => suppaftp::Mode::Passive,
+    };
     let t = *timeouts;
     let mut stream = RustlsFtpStream::connect_with_stream(control)
         .map_err(|e| explain(e, timeouts))
         .context("no greeting from the server")?
         .passive_stream_builder(move |addr| data_connect(addr, &t));
-    stream.set_mode(suppaftp::Mode::Passive);
+    stream.set_mode(mode);
     stream.set_passive_nat_workaround(true);
 
     if conn.secure {
         let tls = tls_config(conn)?;
         stream = stream
-            .into_secure(RustlsConnector::from(tls), &conn.host)
+            .into_secure(RustlsConnector::from(tls), host)
             .map_err(|e| match e {
                 FtpError::UnexpectedResponse(r) if r.status.code() >= 500 => anyhow!(
                     "the server refused AUTH TLS (`{}`): it does not offer explicit TLS. \

@@ -6,7 +6,7 @@
 mod common;
 
 use common::ftpserver::*;
-use common::Sandbox;
+use common::{FtpSandbox, Sandbox};
 use segsync::config::FtpConn;
 use segsync::fetch::{choose, Choice, RemoteFile};
 use segsync::ftp::{FtpSession, ListingStyle, Timeouts};

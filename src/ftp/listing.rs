@@ -405,6 +405,43 @@ mod tests {
         assert_eq!(parse_dos("Directory of C:\\"), None);
     }
 
+    proptest::proptest! {
+        #[test]
+        fn any_listed_name_and_size_come_back(
+            name in "[A-Za-z0-9_.-][A-Za-z0-9_. ;-]{0,30}",
+            size in 0u64..u64::MAX / 2,
+            month in 1u32..=12,
+            day in 1u32..=28,
+            year in 1990i32..2020,
+            hour in 0u32..24,
+            minute in 0u32..60,
+        ) {
+            let now = t("2021-06-15T12:00:00Z");
+            const M: [&str; 12] = [
+                "Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec",
+            ];
+            let unix = format!(
+                "-rw-r--r--    1 ftp      ftp      {size:>10} {} {day:>2}  {year} {name}",
+                M[month as usize - 1]
+            );
+            let e = parse_unix(&unix, now).unwrap();
+            proptest::prop_assert_eq!((&e.name, e.size), (&name, Some(size)));
+            let date = NaiveDate::from_ymd_opt(year, month, day).unwrap();
+            proptest::prop_assert_eq!(e.modified, Some(Utc.from_utc_datetime(&date.and_time(NaiveTime::MIN))));
+
+            let (h12, ampm) = match hour { 0 => (12, "AM"), 1..=11 => (hour, "AM"), 12 => (12, "PM"), _ => (hour - 12, "PM") };
+            let dos = format!("{month:02}-{day:02}-{year}  {h12:02}:{minute:02}{ampm} {size:>20} {name}");
+            let e = parse_dos(&dos).unwrap();
+            proptest::prop_assert_eq!((&e.name, e.size), (&name, Some(size)));
+            let at = date.and_time(NaiveTime::from_hms_opt(hour, minute, 0).unwrap());
+            proptest::prop_assert_eq!(e.modified, Some(Utc.from_utc_datetime(&at)));
+
+            let mlsd = format!("type=file;size={size};modify={}; {name}", at.format("%Y%m%d%H%M%S"));
+            let e = parse_mlsd(&mlsd).unwrap();
+            proptest::prop_assert_eq!((&e.name, e.size, e.exact_time), (&name, Some(size), true));
+        }
+    }
+
     #[test]
     fn list_tries_both_layouts() {
         let now = t("2021-02-10T12:00:00Z");

@@ -390,19 +390,28 @@ pub fn check(conn: &FtpConn, timeouts: &Timeouts) -> Result<String> {
 /// The steps of [`FtpSession::connect`], without the outer context.
 fn open(conn: &FtpConn, timeouts: &Timeouts) -> Result<FtpSession> {
     let password = conn.password()?;
-    let control = tcp_connect(&conn.host, conn.port, timeouts)?;
+    // The url crate keeps the brackets of an IPv6 literal; sockets and TLS
+    // server names want the bare address.
+    let host = conn.host.trim_start_matches('[').trim_end_matches(']');
+    let control = tcp_connect(host, conn.port, timeouts)?;
+    // PASV can only describe an IPv4 address; over IPv6 use EPSV, which
+    // gives a port only (and so also lands on the control peer).
+    let mode = match control.peer_addr() {
+        Ok(SocketAddr::V6(_)) => suppaftp::Mode::ExtendedPassive,
+        _ => suppaftp::Mode::Passive,
+    };
     let t = *timeouts;
     let mut stream = RustlsFtpStream::connect_with_stream(control)
         .map_err(|e| explain(e, timeouts))
         .context("no greeting from the server")?
         .passive_stream_builder(move |addr| data_connect(addr, &t));
-    stream.set_mode(suppaftp::Mode::Passive);
+    stream.set_mode(mode);
     stream.set_passive_nat_workaround(true);
 
     if conn.secure {
         let tls = tls_config(conn)?;
         stream = stream
-            .into_secure(RustlsConnector::from(tls), &conn.host)
+            .into_secure(RustlsConnector::from(tls), host)
             .map_err(|e| match e {
                 FtpError::UnexpectedResponse(r) if r.status.code() >= 500 => anyhow!(
                     "the server refused AUTH TLS (`{}`): it does not offer explicit TLS. \
@@ -612,6 +621,35 @@ mod tests {
     #[test]
     fn hex_is_lowercase() {
         assert_eq!(hex(&[0x00, 0xab, 0xff]), "00abff");
+    }
+
+    #[test]
+    fn replies_are_one_line_with_their_code() {
+        let r = |code: u32, body: &str| {
+            suppaftp::types::Response::new(Status::from(code), body.as_bytes().to_vec())
+        };
+        assert_eq!(
+            reply(&r(530, "530 Login incorrect.\r\n")),
+            "530 Login incorrect."
+        );
+        assert_eq!(
+            reply(&r(550, "550-No such file\r\n550 end\r\n")),
+            "550-No such file 550 end"
+        );
+        assert_eq!(reply(&r(500, "Unknown command")), "500 Unknown command");
+    }
+
+    #[test]
+    fn read_timeouts_say_how_long() {
+        let t = Timeouts {
+            connect: Duration::from_secs(3),
+            io: Duration::from_secs(7),
+        };
+        let e = explain(
+            FtpError::ConnectionError(std::io::ErrorKind::WouldBlock.into()),
+            &t,
+        );
+        assert_eq!(e.to_string(), "timed out after 7s");
     }
 
     #[test]

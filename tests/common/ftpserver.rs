@@ -37,11 +37,14 @@ pub struct Options {
     /// Advertise this address in PASV replies instead of the connection's
     /// own, as a server behind NAT does.
     pub passive_ip: Option<Ipv4Addr>,
+    /// Listen on `[::1]` instead of 127.0.0.1.
+    pub ipv6: bool,
 }
 
 /// A running test server.
 pub struct FtpServer {
     port: u16,
+    host: &'static str,
     root: PathBuf,
     certs: Option<TestCerts>,
     stop: Arc<AtomicBool>,
@@ -168,7 +171,8 @@ impl FtpServer {
     /// A server with the given options.
     pub fn start_with(root: &Path, opts: Options) -> FtpServer {
         let certs = opts.tls.then(TestCerts::generate);
-        let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind loopback");
+        let host = if opts.ipv6 { "[::1]" } else { "127.0.0.1" };
+        let listener = std::net::TcpListener::bind(format!("{host}:0")).expect("bind loopback");
         listener.set_nonblocking(true).unwrap();
         let port = listener.local_addr().unwrap().port();
         let stop = Arc::new(AtomicBool::new(false));
@@ -205,6 +209,7 @@ impl FtpServer {
 
         FtpServer {
             port,
+            host,
             root: root.to_path_buf(),
             certs,
             stop,
@@ -212,7 +217,7 @@ impl FtpServer {
         }
     }
 
-    /// The port it listens on (on 127.0.0.1).
+    /// The port it listens on (on 127.0.0.1, or `[::1]`).
     pub fn port(&self) -> u16 {
         self.port
     }
@@ -222,10 +227,11 @@ impl FtpServer {
         &self.root
     }
 
-    /// `ftp://127.0.0.1:PORT` or `ftps://127.0.0.1:PORT`.
+    /// `ftp://127.0.0.1:PORT` or `ftps://127.0.0.1:PORT` (`[::1]` for
+    /// IPv6).
     pub fn url(&self) -> String {
         let scheme = if self.certs.is_some() { "ftps" } else { "ftp" };
-        format!("{scheme}://127.0.0.1:{}", self.port)
+        format!("{scheme}://{}:{}", self.host, self.port)
     }
 
     /// The test CA certificate, for a TLS server.
@@ -262,7 +268,7 @@ impl Drop for FtpServer {
     fn drop(&mut self) {
         self.stop.store(true, Ordering::SeqCst);
         // Wake the accept loop so that it sees the flag.
-        let _ = std::net::TcpStream::connect(("127.0.0.1", self.port));
+        let _ = std::net::TcpStream::connect(format!("{}:{}", self.host, self.port));
         if let Some(t) = self.thread.take() {
             let _ = t.join();
         }

@@ -582,7 +582,7 @@ fn ftp_a_run_due_killed_mid_load_keeps_the_old_data_and_is_taken_over() {
     w.run_due("2026-03-05T03:00:00Z", &[], 0);
     assert_eq!(w.members(), 3);
 
-    const BIG: usize = 400_000;
+    const BIG: usize = 800_000;
     w.put("seg__0306.csv", &csv(BIG), "2026-03-06T01:00:00Z");
     let db = w.sb.path().join("seg.db");
     let slot = t("2026-03-06T02:00:00Z");

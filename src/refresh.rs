@@ -120,7 +120,7 @@ pub fn execute(
                 rejected = rows;
             }
             exec.finished_at = Some(app.clock.now());
-            tracing::error!(
+            tracing::debug!(
                 "refresh of `{}` failed: {}",
                 segment.name,
                 exec.error.as_deref().unwrap_or_default()
@@ -170,7 +170,7 @@ fn run(
                 exec.finished_at = Some(app.clock.now());
                 let store = app.store()?;
                 finish_execution(&store.conn, exec)?;
-                tracing::info!(
+                tracing::debug!(
                     "`{}`: `{}` was already loaded; nothing to do",
                     segment.name,
                     exec.file.as_deref().unwrap_or_default()
@@ -215,7 +215,7 @@ fn run(
     finish_execution(&tx, exec)?;
     insert_rejected_rows(&tx, exec.id, &rejected)?;
     tx.commit()?;
-    tracing::info!(
+    tracing::debug!(
         "`{}`: loaded `{}`: {} members (+{} -{} ~{}), {} rows rejected",
         segment.name,
         file_name,

@@ -42,6 +42,9 @@ fn migrations() -> Migrations<'static> {
     Migrations::new(vec![M::up(include_str!("schema_v1.sql"))])
 }
 
+/// The schema version this build writes: the number of migrations.
+const LATEST_VERSION: i64 = 1;
+
 /// An open database.
 pub struct Store {
     pub(crate) conn: Connection,
@@ -73,6 +76,15 @@ impl Store {
         conn.pragma_update(None, "synchronous", "NORMAL")?;
         conn.pragma_update(None, "foreign_keys", "ON")?;
         conn.pragma_update(None, "temp_store", "FILE")?;
+        let found: i64 = conn.query_row("PRAGMA user_version", [], |r| r.get(0))?;
+        if found > LATEST_VERSION {
+            return Err(crate::error::UsageError(format!(
+                "the database was written by a newer segsync (schema version {found}; this \
+                 build knows up to {LATEST_VERSION}); upgrade segsync, or point `database` at \
+                 another file"
+            ))
+            .into());
+        }
         migrations()
             .to_latest(&mut conn)
             .context("failed to migrate the database schema")?;
@@ -114,6 +126,15 @@ mod tests {
     #[test]
     fn migrations_are_valid() {
         migrations().validate().unwrap();
+        let mut conn = Connection::open_in_memory().unwrap();
+        migrations().to_latest(&mut conn).unwrap();
+        let v: i64 = conn
+            .query_row("PRAGMA user_version", [], |r| r.get(0))
+            .unwrap();
+        assert_eq!(
+            v, LATEST_VERSION,
+            "LATEST_VERSION must follow the migrations"
+        );
     }
 
     #[test]

@@ -154,6 +154,45 @@ impl Segment {
         }
     }
 
+    /// The upload settings as partial settings: the schedule's when the
+    /// segment has one, else what a draft holds.
+    pub fn settings(&self) -> DraftSettings {
+        match &self.schedule {
+            Some(s) => DraftSettings {
+                seg_type: Some(self.seg_type),
+                ftp: Some(s.ftp.clone()),
+                path: Some(s.path.clone()),
+                frequency: Some(s.frequency),
+                from: Some(s.from),
+                to: s.to,
+            },
+            None => self.draft.clone(),
+        }
+    }
+
+    /// A new draft named `name`, created at `now`.
+    pub fn new_draft(name: &str, seg_type: Option<SegmentType>, now: DateTime<Utc>) -> Segment {
+        Segment {
+            id: 0,
+            name: name.to_string(),
+            description: String::new(),
+            seg_type: seg_type.unwrap_or(SegmentType::Scd),
+            status: Status::Draft,
+            schedule: None,
+            draft: DraftSettings {
+                seg_type,
+                ..DraftSettings::default()
+            },
+            recipients: Vec::new(),
+            id_type: None,
+            partition_column: None,
+            schedule_anchor: now,
+            created_at: now,
+            updated_at: now,
+            alert_state: AlertState::Ok,
+        }
+    }
+
     /// Whether `run-due` considers this segment at all.
     pub fn is_schedulable(&self) -> bool {
         matches!(self.status, Status::InProgress | Status::Active) && self.schedule.is_some()

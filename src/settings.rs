@@ -159,17 +159,7 @@ pub fn apply(seg: &mut Segment, opts: &Options, today: NaiveDate, complete: bool
     }
 
     // Start from what the segment holds, as partial settings.
-    let mut d = match &seg.schedule {
-        Some(s) => DraftSettings {
-            seg_type: Some(seg.seg_type),
-            ftp: Some(s.ftp.clone()),
-            path: Some(s.path.clone()),
-            frequency: Some(s.frequency),
-            from: Some(s.from),
-            to: s.to,
-        },
-        None => seg.draft.clone(),
-    };
+    let mut d = seg.settings();
     if opts.manual {
         d = DraftSettings {
             seg_type: d.seg_type,

@@ -2,7 +2,7 @@
 
 use crate::app::App;
 use crate::cli::CreateArgs;
-use crate::segment::{check_name, AlertState, DraftSettings, Segment, SegmentType, Status};
+use crate::segment::{check_name, Segment, Status};
 use crate::settings::{apply, Options};
 use crate::usage;
 use anyhow::Result;
@@ -24,7 +24,7 @@ pub fn run(app: &mut App, args: CreateArgs) -> Result<()> {
             s.name
         ),
         Some(s) => (s, false),
-        None => (new_segment(&args.name, opts.seg_type, now), true),
+        None => (Segment::new_draft(&args.name, opts.seg_type, now), true),
     };
 
     if args.draft {
@@ -74,30 +74,4 @@ pub fn run(app: &mut App, args: CreateArgs) -> Result<()> {
         println!("{what} segment `{}` ({}): {detail}", seg.name, seg.status);
     }
     Ok(())
-}
-
-fn new_segment(
-    name: &str,
-    seg_type: Option<SegmentType>,
-    now: chrono::DateTime<chrono::Utc>,
-) -> Segment {
-    Segment {
-        id: 0,
-        name: name.to_string(),
-        description: String::new(),
-        seg_type: seg_type.unwrap_or(SegmentType::Scd),
-        status: Status::Draft,
-        schedule: None,
-        draft: DraftSettings {
-            seg_type,
-            ..DraftSettings::default()
-        },
-        recipients: Vec::new(),
-        id_type: None,
-        partition_column: None,
-        schedule_anchor: now,
-        created_at: now,
-        updated_at: now,
-        alert_state: AlertState::Ok,
-    }
 }

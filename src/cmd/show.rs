@@ -58,17 +58,7 @@ pub fn view(app: &mut App, seg: &Segment) -> Result<SegmentView> {
     let store = app.store()?;
     let partitions = store.partitions(seg.id)?;
     let last_execution = store.last_execution(seg.id)?;
-    let settings = match &seg.schedule {
-        Some(s) => crate::segment::DraftSettings {
-            seg_type: Some(seg.seg_type),
-            ftp: Some(s.ftp.clone()),
-            path: Some(s.path.clone()),
-            frequency: Some(s.frequency),
-            from: Some(s.from),
-            to: s.to,
-        },
-        None => seg.draft.clone(),
-    };
+    let settings = seg.settings();
     Ok(SegmentView {
         name: seg.name.clone(),
         description: seg.description.clone(),

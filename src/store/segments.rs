@@ -260,17 +260,7 @@ type SettingsColumns = (
 );
 
 fn settings_columns(s: &Segment) -> SettingsColumns {
-    let d = match &s.schedule {
-        Some(sc) => DraftSettings {
-            seg_type: Some(s.seg_type),
-            ftp: Some(sc.ftp.clone()),
-            path: Some(sc.path.clone()),
-            frequency: Some(sc.frequency),
-            from: Some(sc.from),
-            to: sc.to,
-        },
-        None => s.draft.clone(),
-    };
+    let d = s.settings();
     (
         d.ftp,
         d.path,

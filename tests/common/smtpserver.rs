@@ -14,7 +14,6 @@
 use std::io::{Read, Write};
 use std::net::{TcpListener, TcpStream};
 use std::path::PathBuf;
-use std::process::Command;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -24,93 +23,26 @@ use rustls::{ServerConfig, ServerConnection, StreamOwned};
 
 /// A CA and a server certificate signed by it, in a temporary folder.
 pub struct Certs {
-    pub dir: tempfile::TempDir,
     /// The CA certificate, for `ca_file`.
     pub ca: PathBuf,
     /// The server certificate (PEM).
     pub cert: PathBuf,
     /// The server's private key (PEM).
     pub key: PathBuf,
+    /// Keeps the generated files alive.
+    _made: super::ftpserver::TestCerts,
 }
 
 impl Certs {
-    /// Generates a CA and a server certificate for `127.0.0.1` and
-    /// `localhost` (basicConstraints CA:FALSE) with the `openssl` CLI.
+    /// A CA and a server certificate for `127.0.0.1` and `localhost`
+    /// (basicConstraints CA:FALSE), made by the FTP helper's generator.
     pub fn generate() -> Certs {
-        let dir = tempfile::tempdir().expect("tempdir");
-        let p = |n: &str| dir.path().join(n);
-        std::fs::write(
-            p("server.ext"),
-            "basicConstraints=critical,CA:FALSE\n\
-             keyUsage=critical,digitalSignature,keyEncipherment\n\
-             extendedKeyUsage=serverAuth\n\
-             subjectAltName=IP:127.0.0.1,DNS:localhost\n",
-        )
-        .unwrap();
-        let ec = [
-            "-newkey",
-            "ec",
-            "-pkeyopt",
-            "ec_paramgen_curve:prime256v1",
-            "-nodes",
-        ];
-        openssl(
-            dir.path(),
-            &[
-                &["req", "-x509"],
-                &ec[..],
-                &[
-                    "-keyout",
-                    "ca.key",
-                    "-out",
-                    "ca.pem",
-                    "-days",
-                    "2",
-                    "-subj",
-                    "/CN=segsync test CA",
-                ],
-            ],
-        );
-        openssl(
-            dir.path(),
-            &[
-                &["req"],
-                &ec[..],
-                &[
-                    "-keyout",
-                    "server.key",
-                    "-out",
-                    "server.csr",
-                    "-subj",
-                    "/CN=localhost",
-                ],
-            ],
-        );
-        openssl(
-            dir.path(),
-            &[&[
-                "x509",
-                "-req",
-                "-in",
-                "server.csr",
-                "-CA",
-                "ca.pem",
-                "-CAkey",
-                "ca.key",
-                "-CAcreateserial",
-                "-out",
-                "server.pem",
-                "-days",
-                "2",
-                "-extfile",
-                "server.ext",
-            ]],
-        );
+        let made = super::ftpserver::TestCerts::generate();
         Certs {
-            ca: p("ca.pem"),
-            cert: p("server.pem"),
-            key: p("server.key"),
-            dir,
+            ca: made.ca(),
+            cert: made.cert(),
+            key: made.key(),
+            _made: made,
         }
     }
 
@@ -130,20 +62,6 @@ impl Certs {
                 .unwrap(),
         )
     }
-}
-
-fn openssl(dir: &std::path::Path, parts: &[&[&str]]) {
-    let args: Vec<&str> = parts.iter().flat_map(|p| p.iter().copied()).collect();
-    let out = Command::new("openssl")
-        .args(&args)
-        .current_dir(dir)
-        .output()
-        .expect("the tests need the `openssl` command-line tool to make certificates");
-    assert!(
-        out.status.success(),
-        "openssl {args:?} failed:\n{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
 }
 
 /// How the server secures connections.

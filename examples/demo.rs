@@ -11,13 +11,18 @@
 //! that day's files from `examples/data/` on the server and cron's
 //! `run-due` runs at 02:05 (and 02:40 for retries). On day two the
 //! churn file has a bad header: the refresh fails, is retried, fails for
-//! good, and the segment keeps its members; day three recovers. Finally it
-//! prints `logs`, `show` and `members --as-of`. Every command is the real
-//! CLI, run through the library with `--now` pinning the clock.
+//! good, and the segment keeps its members; day three recovers. An SMTP
+//! server inside the process receives the failure, warning and recovery
+//! emails, which are printed at the end with `logs`, `show` and
+//! `members --as-of`. Every command is the real CLI, run through the
+//! library with `--now` pinning the clock.
 
 #[allow(dead_code)]
 #[path = "../tests/common/ftpserver.rs"]
 mod ftpserver;
+#[allow(dead_code)]
+#[path = "../tests/common/smtpserver.rs"]
+mod smtpserver;
 
 use chrono::{DateTime, TimeZone, Utc};
 use clap::Parser;
@@ -32,6 +37,7 @@ fn main() -> anyhow::Result<()> {
     std::fs::create_dir_all(&ftp_root)?;
     let server = ftpserver::FtpServer::start(&ftp_root);
     std::env::set_var(ftpserver::PASSWORD_ENV, ftpserver::PASSWORD);
+    let mail = smtpserver::SmtpServer::start(smtpserver::Options::new(smtpserver::Security::Plain));
 
     let config = work.path().join("segments.toml");
     std::fs::write(
@@ -39,7 +45,10 @@ fn main() -> anyhow::Result<()> {
         format!(
             "# Written by the demo.\ndatabase = \"segments.db\"\ntimezone = \"Asia/Kolkata\"\n\
              sync_time = \"02:00\"\nmin_file_age = \"2m\"\nmax_rejected_ratio = 0.05\n\n\
-             [retry]\nmax_attempts = 2\nbackoff = \"30m\"\n\n{}",
+             [retry]\nmax_attempts = 2\nbackoff = \"30m\"\n\n\
+             [smtp]\nurl = \"smtp://127.0.0.1:{}\"\nfrom = \"segsync@example.com\"\n\
+             tls = \"none\"\n\n{}",
+            mail.port,
             server.config("analytics", "/exports")
         ),
     )?;
@@ -52,44 +61,19 @@ fn main() -> anyhow::Result<()> {
     let cfg = config.to_str().expect("utf-8 path").to_string();
 
     let created = local(2026, 11, 30, 18, 0);
-    segsync(
-        &cfg,
-        created,
-        &[
-            "create",
-            "high_value",
-            "--type",
-            "scd",
-            "--ftp",
-            "analytics",
-            "--path",
-            "high_value",
-            "--frequency",
-            "daily",
-            "--recipient",
-            "crm-team@example.com",
-            "--description",
-            "Customers by value tier",
-        ],
-    );
-    segsync(
-        &cfg,
-        created,
-        &[
-            "create",
-            "churn_risk",
-            "--type",
-            "non-scd",
-            "--ftp",
-            "analytics",
-            "--path",
-            "churn",
-            "--frequency",
-            "daily",
-            "--description",
-            "Churn risk from the weekly model",
-        ],
-    );
+    #[rustfmt::skip]
+    let segments: [&[&str]; 2] = [
+        &["create", "high_value", "--type", "scd", "--ftp", "analytics",
+          "--path", "high_value", "--frequency", "daily",
+          "--recipient", "crm-team@example.com", "--description", "Customers by value tier"],
+        &["create", "churn_risk", "--type", "non-scd", "--ftp", "analytics",
+          "--path", "churn", "--frequency", "daily",
+          "--recipient", "retention@example.com",
+          "--description", "Churn risk from the weekly model"],
+    ];
+    for args in segments {
+        segsync(&cfg, created, args);
+    }
 
     let data = Path::new(env!("CARGO_MANIFEST_DIR")).join("examples/data");
     for day in 1..=3 {
@@ -130,6 +114,13 @@ fn main() -> anyhow::Result<()> {
             "high",
         ],
     );
+
+    println!("\n=== the emails the recipients received ===");
+    for m in mail.messages() {
+        println!("\n--- to {} ---", m.to.join(", "));
+        println!("Subject: {}\n", m.header("Subject").unwrap_or_default());
+        println!("{}", m.body().trim_end());
+    }
     drop(server);
     Ok(())
 }

@@ -80,9 +80,10 @@ pub fn build(f: &Facts) -> Text {
         ),
         Kind::Warning => format!(
             "Segment {name} was refreshed, but {rejected} {} of the file {} rejected and \
-             are not in the segment.",
+             {} not in the segment.",
             plural(rejected, "row", "rows"),
-            if rejected == 1 { "was" } else { "were" }
+            if rejected == 1 { "was" } else { "were" },
+            if rejected == 1 { "is" } else { "are" }
         ),
         Kind::Recovery => format!(
             "Segment {name} was refreshed successfully after an earlier failure was \

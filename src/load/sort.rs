@@ -173,8 +173,10 @@ impl<K: SortKey> Sorter<K> {
         let heap = e.key.heap_bytes();
         self.chunk_bytes += if heap > 0 { heap + 16 } else { 0 };
         self.chunk.push(e);
-        let vec_bytes = self.chunk.capacity() * std::mem::size_of::<Entry<K>>();
-        if self.chunk.len() == self.chunk.capacity() || vec_bytes + self.chunk_bytes >= self.budget
+        // The reserved vector counts in full: its pages fill as it grows.
+        let reserved = self.chunk.capacity() * std::mem::size_of::<Entry<K>>();
+        if self.chunk.len() == self.chunk.capacity()
+            || (!K::FIXED && reserved + self.chunk_bytes >= self.budget)
         {
             self.spill()?;
         }

@@ -46,7 +46,11 @@ fn main() {
     generate(&uid, rows, Kind::UserId, false);
     generate(&uid_next, rows, Kind::UserId, true);
     generate(&email, rows, Kind::Email, false);
-    println!("files for {rows} rows ready in {:.1}s in {}", secs(t.elapsed()), dir.display());
+    println!(
+        "files for {rows} rows ready in {:.1}s in {}",
+        secs(t.elapsed()),
+        dir.display()
+    );
 
     let db = dir.join("bench.db");
     let db_email = dir.join("bench_email.db");
@@ -55,7 +59,10 @@ fn main() {
         remove_db(p);
     }
 
-    println!("\n{:<34} {:>9} {:>12}  phases", "scenario", "seconds", "max RSS MiB");
+    println!(
+        "\n{:<34} {:>9} {:>12}  phases",
+        "scenario", "seconds", "max RSS MiB"
+    );
     let baseline = run_measured(
         "sqlite3 .import + unique index",
         Command::new("sqlite3").arg(&base).args([
@@ -104,7 +111,9 @@ fn run_measured(label: &str, cmd: &mut Command) -> Option<f64> {
     let timer = Path::new("/usr/bin/time").exists();
     let mut full = if timer {
         let mut t = Command::new("/usr/bin/time");
-        t.args(["-f", "maxrss_kib=%M"]).arg(cmd.get_program()).args(cmd.get_args());
+        t.args(["-f", "maxrss_kib=%M"])
+            .arg(cmd.get_program())
+            .args(cmd.get_args());
         t
     } else {
         let mut c = Command::new(cmd.get_program());
@@ -154,7 +163,9 @@ fn child(args: &[String]) {
     } else {
         "2024-01-02T02:00:00Z"
     };
-    let stamp = chrono::DateTime::parse_from_rfc3339(stamp).unwrap().to_utc();
+    let stamp = chrono::DateTime::parse_from_rfc3339(stamp)
+        .unwrap()
+        .to_utc();
     let temp = tempfile::tempdir_in(db.parent().unwrap()).unwrap();
     let phases = refresh_file(&mut store, &segment, file, temp.path(), stamp);
     let total: f64 = phases.iter().map(|(_, d)| secs(*d)).sum();
@@ -242,7 +253,10 @@ fn shuffled(rows: u64) -> impl Iterator<Item = u64> {
     let mut x = 0u64;
     (0..m)
         .map(move |_| {
-            x = (x.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407)) & (m - 1);
+            x = (x
+                .wrapping_mul(6364136223846793005)
+                .wrapping_add(1442695040888963407))
+                & (m - 1);
             x
         })
         .filter(move |v| *v < rows)

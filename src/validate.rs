@@ -92,7 +92,10 @@ pub fn check_id(id_type: IdType, raw: &str) -> Result<Key, String> {
 /// A positive integer that fits a signed 64-bit INTEGER.
 fn check_user_id(v: &str) -> Result<i64, String> {
     if !v.bytes().all(|b| b.is_ascii_digit()) {
-        return Err(format!("user_id `{}` is not a positive integer", shorten(v)));
+        return Err(format!(
+            "user_id `{}` is not a positive integer",
+            shorten(v)
+        ));
     }
     match v.parse::<i64>() {
         Ok(0) => Err("user_id `0` is not a positive integer".into()),
@@ -138,7 +141,9 @@ fn check_mobile(v: &str) -> Result<i64, String> {
         return Err(invalid());
     }
     let e164 = number.format().mode(phonenumber::Mode::E164).to_string();
-    e164.trim_start_matches('+').parse::<i64>().map_err(|_| invalid())
+    e164.trim_start_matches('+')
+        .parse::<i64>()
+        .map_err(|_| invalid())
 }
 
 /// A syntactically valid address, lower-cased so that comparisons ignore
@@ -147,7 +152,10 @@ fn check_email(v: &str) -> Result<String, String> {
     if is_valid_email(v) {
         Ok(v.to_lowercase())
     } else {
-        Err(format!("email `{}` is not a valid email address", shorten(v)))
+        Err(format!(
+            "email `{}` is not a valid email address",
+            shorten(v)
+        ))
     }
 }
 
@@ -217,14 +225,20 @@ mod tests {
         assert!(check_id(IdType::UserId, "9223372036854775808")
             .unwrap_err()
             .contains("too large"));
-        assert!(check_id(IdType::UserId, "0").unwrap_err().contains("positive"));
-        assert!(check_id(IdType::UserId, "-5").unwrap_err().contains("positive"));
+        assert!(check_id(IdType::UserId, "0")
+            .unwrap_err()
+            .contains("positive"));
+        assert!(check_id(IdType::UserId, "-5")
+            .unwrap_err()
+            .contains("positive"));
         assert!(check_id(IdType::UserId, "+5").is_err());
         assert!(check_id(IdType::UserId, "1.5").is_err());
         assert!(check_id(IdType::UserId, "1e3").is_err());
         assert!(check_id(IdType::UserId, "abc").is_err());
         assert!(check_id(IdType::UserId, "").unwrap_err().contains("empty"));
-        assert!(check_id(IdType::UserId, "   ").unwrap_err().contains("empty"));
+        assert!(check_id(IdType::UserId, "   ")
+            .unwrap_err()
+            .contains("empty"));
     }
 
     #[test]
@@ -247,7 +261,9 @@ mod tests {
         assert!(check_id(IdType::Mobile, "91-9972752991").is_err());
         // National number without its country code.
         assert!(check_id(IdType::Mobile, "9972752991").is_err());
-        assert!(check_id(IdType::Mobile, "1234").unwrap_err().contains("8 to 15"));
+        assert!(check_id(IdType::Mobile, "1234")
+            .unwrap_err()
+            .contains("8 to 15"));
         assert!(check_id(IdType::Mobile, "1234567890123456").is_err());
         // Country code 999 does not exist.
         assert!(check_id(IdType::Mobile, "99912345678").is_err());
@@ -273,7 +289,10 @@ mod tests {
             Ok(Key::Text("AbC-1".into()))
         );
         let max = "é".repeat(128);
-        assert_eq!(check_id(IdType::ExternalId, &max), Ok(Key::Text(max.clone())));
+        assert_eq!(
+            check_id(IdType::ExternalId, &max),
+            Ok(Key::Text(max.clone()))
+        );
         let long = check_id(IdType::ExternalId, &"x".repeat(129)).unwrap_err();
         assert!(long.contains("129 characters"), "{long}");
         assert!(check_id(IdType::ExternalId, "").is_err());

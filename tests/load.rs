@@ -10,7 +10,9 @@ use segsync::store::Store;
 use std::path::{Path, PathBuf};
 
 fn fixture(name: &str) -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/data/csv").join(name)
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/data/csv")
+        .join(name)
 }
 
 fn t(s: &str) -> DateTime<Utc> {
@@ -97,7 +99,9 @@ impl Db {
 }
 
 fn pairs(v: &[(&str, &str)]) -> Vec<(String, String)> {
-    v.iter().map(|(a, b)| (a.to_string(), b.to_string())).collect()
+    v.iter()
+        .map(|(a, b)| (a.to_string(), b.to_string()))
+        .collect()
 }
 
 fn base_members() -> Vec<(String, String)> {
@@ -110,7 +114,8 @@ fn base_members() -> Vec<(String, String)> {
 fn refused(file: &str, ratio: f64, expect: &[&str]) -> FileRefused {
     let mut db = db();
     let seg = db.segment("s", SegmentType::Scd);
-    db.load(&seg, "base.csv", "2024-01-01T02:00:00Z", 0.0).unwrap();
+    db.load(&seg, "base.csv", "2024-01-01T02:00:00Z", 0.0)
+        .unwrap();
     let err = db
         .load(&seg, file, "2024-01-02T02:00:00Z", ratio)
         .expect_err("the file should be refused");
@@ -118,7 +123,11 @@ fn refused(file: &str, ratio: f64, expect: &[&str]) -> FileRefused {
     for e in expect {
         assert!(msg.contains(e), "`{msg}` should contain `{e}`");
     }
-    assert_eq!(db.members(&seg), base_members(), "membership changed after {file}");
+    assert_eq!(
+        db.members(&seg),
+        base_members(),
+        "membership changed after {file}"
+    );
     assert_eq!(db.as_of(&seg, "2024-01-03T00:00:00Z"), base_members());
     err.downcast::<FileRefused>().expect("a FileRefused")
 }
@@ -127,7 +136,9 @@ fn refused(file: &str, ratio: f64, expect: &[&str]) -> FileRefused {
 fn first_load_fills_segment_and_partitions() {
     let mut db = db();
     let seg = db.segment("s", SegmentType::NonScd);
-    let a = db.load(&seg, "base.csv", "2024-01-01T02:00:00Z", 0.0).unwrap();
+    let a = db
+        .load(&seg, "base.csv", "2024-01-01T02:00:00Z", 0.0)
+        .unwrap();
     assert_eq!(
         a,
         Applied {
@@ -152,20 +163,33 @@ fn bad_header_lists_accepted_names() {
     let r = refused(
         "bad_header.csv",
         0.05,
-        &["bad_header.csv", "line 1", "`userid`", "`user_id`, `mobile`, `email`, `external_id`"],
+        &[
+            "bad_header.csv",
+            "line 1",
+            "`userid`",
+            "`user_id`, `mobile`, `email`, `external_id`",
+        ],
     );
     assert_eq!(r.rows_read, 0);
 }
 
 #[test]
 fn header_needs_a_partition_column() {
-    refused("one_column.csv", 0.05, &["one_column.csv", "line 1", "partition"]);
+    refused(
+        "one_column.csv",
+        0.05,
+        &["one_column.csv", "line 1", "partition"],
+    );
 }
 
 #[test]
 fn empty_file_and_header_only_are_refused() {
     refused("empty.csv", 0.05, &["empty.csv", "is empty", "header"]);
-    refused("header_only.csv", 0.05, &["header_only.csv", "no data rows"]);
+    refused(
+        "header_only.csv",
+        0.05,
+        &["header_only.csv", "no data rows"],
+    );
 }
 
 #[test]
@@ -181,9 +205,11 @@ fn invalid_utf8_names_line_and_field() {
 fn bom_is_ignored_plain_and_gzip() {
     let mut db = db();
     let seg = db.segment("s", SegmentType::NonScd);
-    db.load(&seg, "bom.csv", "2024-01-01T02:00:00Z", 0.0).unwrap();
+    db.load(&seg, "bom.csv", "2024-01-01T02:00:00Z", 0.0)
+        .unwrap();
     assert_eq!(db.members(&seg), pairs(&[("10", "a"), ("11", "b")]));
-    db.load(&seg, "bom.csv.gz", "2024-01-02T02:00:00Z", 0.0).unwrap();
+    db.load(&seg, "bom.csv.gz", "2024-01-02T02:00:00Z", 0.0)
+        .unwrap();
     assert_eq!(db.members(&seg), pairs(&[("10", "a"), ("11", "b")]));
 }
 
@@ -195,10 +221,15 @@ fn crlf_quoted_fields_and_ignored_columns() {
     assert_eq!(p.partition_column, "segment, name");
     assert_eq!(p.notes, vec!["ignored columns: extra, more".to_string()]);
     assert_eq!((p.rows_read, p.rows_rejected), (3, 0));
-    db.load(&seg, "crlf_quoted.csv", "2024-01-01T02:00:00Z", 0.0).unwrap();
+    db.load(&seg, "crlf_quoted.csv", "2024-01-01T02:00:00Z", 0.0)
+        .unwrap();
     assert_eq!(
         db.members(&seg),
-        pairs(&[("20", "big, spender"), ("21", "say \"hi\""), ("22", "plain")])
+        pairs(&[
+            ("20", "big, spender"),
+            ("21", "say \"hi\""),
+            ("22", "plain")
+        ])
     );
 }
 
@@ -212,10 +243,22 @@ fn duplicates_count_once_and_conflicts_reject_the_later_row() {
     let r = &p.rejected[0];
     assert_eq!(r.line, 5);
     assert_eq!(r.field.as_deref(), Some("segment"));
-    assert!(r.reason.contains("`c`") && r.reason.contains("line 3"), "{}", r.reason);
-    assert!(p.notes.iter().any(|n| n.contains("2 duplicate rows")), "{:?}", p.notes);
-    db.load(&seg, "duplicates.csv", "2024-01-01T02:00:00Z", 0.5).unwrap();
-    assert_eq!(db.members(&seg), pairs(&[("30", "a"), ("31", "b"), ("32", "a")]));
+    assert!(
+        r.reason.contains("`c`") && r.reason.contains("line 3"),
+        "{}",
+        r.reason
+    );
+    assert!(
+        p.notes.iter().any(|n| n.contains("2 duplicate rows")),
+        "{:?}",
+        p.notes
+    );
+    db.load(&seg, "duplicates.csv", "2024-01-01T02:00:00Z", 0.5)
+        .unwrap();
+    assert_eq!(
+        db.members(&seg),
+        pairs(&[("30", "a"), ("31", "b"), ("32", "a")])
+    );
 }
 
 #[test]
@@ -223,13 +266,20 @@ fn too_many_rejected_refuses_and_keeps_the_rows() {
     let r = refused(
         "too_many_rejected.csv",
         0.05,
-        &["too_many_rejected.csv", "3 of 5 rows", "60.00%", "max_rejected_ratio"],
+        &[
+            "too_many_rejected.csv",
+            "3 of 5 rows",
+            "60.00%",
+            "max_rejected_ratio",
+        ],
     );
     assert_eq!((r.rows_read, r.rows_rejected), (5, 3));
     let lines: Vec<u64> = r.rejected.iter().map(|x| x.line).collect();
     assert_eq!(lines, vec![3, 4, 5]);
     assert_eq!(r.rejected[0].field.as_deref(), Some("user_id"));
-    assert!(r.rejected[0].reason.contains("`x` is not a positive integer"));
+    assert!(r.rejected[0]
+        .reason
+        .contains("`x` is not a positive integer"));
     assert_eq!(r.rejected[0].content.as_deref(), Some("x,a"));
     assert_eq!(r.rejected[1].field.as_deref(), Some("segment"));
     assert!(r.rejected[1].reason.contains("partition value is empty"));
@@ -241,13 +291,18 @@ fn rejected_rows_within_ratio_are_loaded_around() {
     let seg = db.segment("s", SegmentType::NonScd);
     let p = db.prepare("too_many_rejected.csv", 0.6).unwrap();
     assert_eq!((p.rows_read, p.rows_rejected), (5, 3));
-    db.load(&seg, "too_many_rejected.csv", "2024-01-01T02:00:00Z", 0.6).unwrap();
+    db.load(&seg, "too_many_rejected.csv", "2024-01-01T02:00:00Z", 0.6)
+        .unwrap();
     assert_eq!(db.members(&seg), pairs(&[("40", "a"), ("43", "a")]));
 }
 
 #[test]
 fn no_valid_row_is_refused_even_when_ratio_allows() {
-    let r = refused("no_valid_row.csv", 1.0, &["no_valid_row.csv", "no valid row", "line 2"]);
+    let r = refused(
+        "no_valid_row.csv",
+        1.0,
+        &["no_valid_row.csv", "no valid row", "line 2"],
+    );
     assert_eq!((r.rows_read, r.rows_rejected), (2, 2));
 }
 
@@ -256,10 +311,13 @@ fn gzip_by_name_and_by_magic() {
     let mut db = db();
     let seg = db.segment("s", SegmentType::NonScd);
     let want = pairs(&[("50", "gz"), ("51", "gz"), ("52", "zip")]);
-    db.load(&seg, "good.csv.gz", "2024-01-01T02:00:00Z", 0.0).unwrap();
+    db.load(&seg, "good.csv.gz", "2024-01-01T02:00:00Z", 0.0)
+        .unwrap();
     assert_eq!(db.members(&seg), want);
-    db.load(&seg, "base.csv", "2024-01-02T02:00:00Z", 0.0).unwrap();
-    db.load(&seg, "gzip_without_suffix.csv", "2024-01-03T02:00:00Z", 0.0).unwrap();
+    db.load(&seg, "base.csv", "2024-01-02T02:00:00Z", 0.0)
+        .unwrap();
+    db.load(&seg, "gzip_without_suffix.csv", "2024-01-03T02:00:00Z", 0.0)
+        .unwrap();
     assert_eq!(db.members(&seg), want);
 }
 
@@ -274,19 +332,26 @@ fn gzip_bomb_is_capped() {
 
 #[test]
 fn corrupt_gzip_is_refused() {
-    refused("corrupt.csv.gz", 0.05, &["corrupt.csv.gz", "not a valid gzip file"]);
+    refused(
+        "corrupt.csv.gz",
+        0.05,
+        &["corrupt.csv.gz", "not a valid gzip file"],
+    );
 }
 
 #[test]
 fn identifier_type_change_is_refused() {
     let mut db = db();
     let seg = db.segment("s", SegmentType::Scd);
-    db.load(&seg, "base.csv", "2024-01-01T02:00:00Z", 0.0).unwrap();
+    db.load(&seg, "base.csv", "2024-01-01T02:00:00Z", 0.0)
+        .unwrap();
     let prepared = db.prepare("emails.csv", 0.0).unwrap();
     let seg = db.store.segment("s").unwrap().unwrap();
     let early = load::check_segment(&seg, &prepared, "emails.csv").unwrap_err();
     assert!(early.message.contains("`email`") && early.message.contains("`user_id`"));
-    let err = db.load(&seg, "emails.csv", "2024-01-02T02:00:00Z", 0.0).unwrap_err();
+    let err = db
+        .load(&seg, "emails.csv", "2024-01-02T02:00:00Z", 0.0)
+        .unwrap_err();
     let msg = err.to_string();
     assert!(msg.contains("identifies users by `email`"), "{msg}");
     assert!(msg.contains("holds `user_id`"), "{msg}");
@@ -302,7 +367,8 @@ fn emails_compare_case_insensitively() {
     let seg = db.segment("s", SegmentType::NonScd);
     let p = db.prepare("emails.csv", 0.0).unwrap();
     assert_eq!((p.rows_read, p.rows_rejected, p.rows_loaded()), (3, 0, 2));
-    db.load(&seg, "emails.csv", "2024-01-01T02:00:00Z", 0.0).unwrap();
+    db.load(&seg, "emails.csv", "2024-01-01T02:00:00Z", 0.0)
+        .unwrap();
     assert_eq!(
         db.members(&seg),
         pairs(&[("ann@example.com", "gold"), ("bob@example.com", "silver")])
@@ -316,7 +382,8 @@ fn mobiles_and_external_ids() {
     let p = db.prepare("mobiles.csv", 0.5).unwrap();
     assert_eq!(p.rows_rejected, 1);
     assert!(p.rejected[0].reason.contains('+'));
-    db.load(&seg, "mobiles.csv", "2024-01-01T02:00:00Z", 0.5).unwrap();
+    db.load(&seg, "mobiles.csv", "2024-01-01T02:00:00Z", 0.5)
+        .unwrap();
     assert_eq!(
         db.members(&seg),
         pairs(&[("14155552671", "west"), ("919972752991", "south")])
@@ -327,7 +394,8 @@ fn mobiles_and_external_ids() {
     assert_eq!(p.rows_rejected, 1);
     assert_eq!(p.rejected[0].line, 4);
     assert!(p.rejected[0].reason.contains("129 characters"));
-    db.load(&seg, "external_ids.csv", "2024-01-01T02:00:00Z", 0.5).unwrap();
+    db.load(&seg, "external_ids.csv", "2024-01-01T02:00:00Z", 0.5)
+        .unwrap();
     assert_eq!(db.members(&seg), pairs(&[("A-1", "x"), ("a-1", "y")]));
 }
 
@@ -335,18 +403,18 @@ fn mobiles_and_external_ids() {
 fn non_scd_replaces_membership() {
     let mut db = db();
     let seg = db.segment("s", SegmentType::NonScd);
-    db.load(&seg, "base.csv", "2024-01-01T02:00:00Z", 0.0).unwrap();
-    let a = db.load(&seg, "scd_b.csv", "2024-01-02T02:00:00Z", 0.0).unwrap();
+    db.load(&seg, "base.csv", "2024-01-01T02:00:00Z", 0.0)
+        .unwrap();
+    let a = db
+        .load(&seg, "scd_b.csv", "2024-01-02T02:00:00Z", 0.0)
+        .unwrap();
     // base: 1 high, 2 high, 3 low, 4 medium; scd_b: 1 low, 3 low, 4 high.
     assert_eq!((a.added, a.removed, a.changed, a.rows_loaded), (0, 1, 2, 3));
     assert_eq!(
         db.members(&seg),
         pairs(&[("1", "low"), ("3", "low"), ("4", "high")])
     );
-    assert_eq!(
-        db.counts(&seg),
-        vec![("high".into(), 1), ("low".into(), 2)]
-    );
+    assert_eq!(db.counts(&seg), vec![("high".into(), 1), ("low".into(), 2)]);
     let history: i64 = db
         .store
         .conn()
@@ -385,10 +453,15 @@ fn scd_history_answers_as_of_any_moment() {
 
     let mut high = Vec::new();
     db.store
-        .for_each_member(seg.id, Some("high"), Some(t("2024-01-15T00:00:00Z")), |k, _| {
-            high.push(segsync::store::key_text(k)?);
-            Ok(())
-        })
+        .for_each_member(
+            seg.id,
+            Some("high"),
+            Some(t("2024-01-15T00:00:00Z")),
+            |k, _| {
+                high.push(segsync::store::key_text(k)?);
+                Ok(())
+            },
+        )
         .unwrap();
     assert_eq!(high, vec!["1", "2"]);
 }

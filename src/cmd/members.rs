@@ -135,7 +135,9 @@ mod tests {
             "2024-04-30T18:30:00+00:00"
         );
         assert_eq!(
-            parse_as_of("2024-05-01T10:00:00+02:00", tz).unwrap().to_rfc3339(),
+            parse_as_of("2024-05-01T10:00:00+02:00", tz)
+                .unwrap()
+                .to_rfc3339(),
             "2024-05-01T08:00:00+00:00"
         );
         assert!(parse_as_of("May 1", tz).is_err());

@@ -55,7 +55,11 @@ pub fn apply(
     stamp: DateTime<Utc>,
 ) -> Result<Applied> {
     let held: Option<String> = tx
-        .query_row("SELECT id_type FROM segment WHERE id = ?1", [segment.id], |r| r.get(0))
+        .query_row(
+            "SELECT id_type FROM segment WHERE id = ?1",
+            [segment.id],
+            |r| r.get(0),
+        )
         .optional()?
         .with_context(|| format!("segment `{}` is not in the database", segment.name))?;
     if let Some(held) = held.and_then(|h| h.parse::<IdType>().ok()) {
@@ -103,7 +107,11 @@ pub fn apply(
     }
     tx.execute(
         "UPDATE segment SET id_type = ?2, partition_column = ?3 WHERE id = ?1",
-        params![segment.id, prepared.id_type.as_str(), prepared.partition_column],
+        params![
+            segment.id,
+            prepared.id_type.as_str(),
+            prepared.partition_column
+        ],
     )?;
     tracing::debug!(segment = %segment.name, ?applied, "membership applied");
     Ok(applied)
@@ -120,9 +128,8 @@ fn partition_ids(tx: &Transaction, segment_id: i64, values: &[String]) -> Result
             existing.insert(v, id);
         }
     }
-    let mut insert = tx.prepare_cached(
-        "INSERT INTO partition (segment_id, value, members) VALUES (?1, ?2, 0)",
-    )?;
+    let mut insert =
+        tx.prepare_cached("INSERT INTO partition (segment_id, value, members) VALUES (?1, ?2, 0)")?;
     values
         .iter()
         .map(|v| match existing.get(v) {
@@ -319,7 +326,10 @@ fn flush_history<K: SortKey>(ctx: &Ctx, rows: &mut Vec<(K, i64, i64)>) -> Result
     let sql = format!(
         "INSERT OR REPLACE INTO member_history (segment_id, key, partition_id, valid_from, \
          valid_to) VALUES {}",
-        values_sql(rows.len(), 3, |c| format!("(?1,?{},?{},?{},?2)", c[0], c[1], c[2]))
+        values_sql(rows.len(), 3, |c| format!(
+            "(?1,?{},?{},?{},?2)",
+            c[0], c[1], c[2]
+        ))
     );
     let mut stmt = ctx.tx.prepare_cached(&sql)?;
     stmt.raw_bind_parameter(1, ctx.segment_id)?;

@@ -58,7 +58,9 @@ impl<R: Read> Read for Capped<R> {
     fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
         // Ask for one byte more than allowed so that a stream of exactly
         // `cap` bytes passes and one byte more is caught.
-        let want = buf.len().min(self.left.saturating_add(1).min(usize::MAX as u64) as usize);
+        let want = buf
+            .len()
+            .min(self.left.saturating_add(1).min(usize::MAX as u64) as usize);
         let n = self.inner.read(&mut buf[..want])?;
         if n as u64 > self.left {
             self.over.set(true);

@@ -131,7 +131,11 @@ impl FileRefused {
 /// Refuses a file whose identifier type differs from the one the segment
 /// already holds (a `user_id` segment cannot take emails). The caller may
 /// run this before opening its transaction; [`apply`] checks again.
-pub fn check_segment(segment: &Segment, prepared: &Prepared, file: &str) -> Result<(), FileRefused> {
+pub fn check_segment(
+    segment: &Segment,
+    prepared: &Prepared,
+    file: &str,
+) -> Result<(), FileRefused> {
     match segment.id_type {
         Some(t) if t != prepared.id_type => Err(FileRefused::new(id_type_change(
             &segment.name,
@@ -154,7 +158,11 @@ fn id_type_change(segment: &str, held: IdType, file_type: IdType, file: &str) ->
 /// Reads, validates, sorts and deduplicates the CSV at `path`.
 /// `display_name` names the file in messages (the remote name for a
 /// download). Touches no database.
-pub fn prepare(path: &Path, display_name: &str, opts: &LoadOptions) -> Result<Prepared, FileRefused> {
+pub fn prepare(
+    path: &Path,
+    display_name: &str,
+    opts: &LoadOptions,
+) -> Result<Prepared, FileRefused> {
     let name = display_name;
     let mut file = input::open_file(path)
         .map_err(|e| FileRefused::new(format!("failed to open `{name}`: {e}")))?;
@@ -207,7 +215,10 @@ struct Scan<'a> {
 
 impl Scan<'_> {
     /// Reads the next record; `false` at the end of the file.
-    fn next_record<R: std::io::Read>(&mut self, csv: &mut csv::Reader<R>) -> Result<bool, FileRefused> {
+    fn next_record<R: std::io::Read>(
+        &mut self,
+        csv: &mut csv::Reader<R>,
+    ) -> Result<bool, FileRefused> {
         match csv.read_byte_record(&mut self.record) {
             Ok(more) => Ok(more),
             Err(e) => Err(FileRefused::new(self.read_error(e))),
@@ -378,7 +389,11 @@ impl Rejections {
     }
 
     fn into_sorted(self) -> Vec<RejectedRow> {
-        self.kept.into_sorted_vec().into_iter().map(|b| b.0).collect()
+        self.kept
+            .into_sorted_vec()
+            .into_iter()
+            .map(|b| b.0)
+            .collect()
     }
 }
 
@@ -496,7 +511,12 @@ fn read_rows<K: FromKey>(
             .map_err(&io_err)?;
     }
     drop(index);
-    tracing::debug!(file = name, rows_read, runs = sorter.runs(), "read and sorted");
+    tracing::debug!(
+        file = name,
+        rows_read,
+        runs = sorter.runs(),
+        "read and sorted"
+    );
 
     let mut dedupe = Dedupe::new(sorter.finish().map_err(&io_err)?);
     let mut out = FinalWriter::<K>::new(&opts.temp_dir).map_err(&io_err)?;
@@ -519,7 +539,10 @@ fn read_rows<K: FromKey>(
                 let line = later.line;
                 rejections.add(line, || {
                     let key = later.key.show();
-                    let (was, now) = (&partitions[first_part as usize], &partitions[later.part as usize]);
+                    let (was, now) = (
+                        &partitions[first_part as usize],
+                        &partitions[later.part as usize],
+                    );
                     RejectedRow {
                         line,
                         field: Some(headers[1].clone()),

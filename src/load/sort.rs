@@ -430,7 +430,12 @@ mod tests {
         }
         assert_eq!(
             got,
-            ["keep -1 line 5", "keep 5 line 2", "dup", "conflict line 4 vs 2"]
+            [
+                "keep -1 line 5",
+                "keep 5 line 2",
+                "dup",
+                "conflict line 4 vs 2"
+            ]
         );
     }
 }

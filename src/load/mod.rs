@@ -514,7 +514,7 @@ fn read_rows<K: FromKey>(
     tracing::debug!(
         file = name,
         rows_read,
-        runs = sorter.runs(),
+        spills = sorter.spills(),
         "read and sorted"
     );
 

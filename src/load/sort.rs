@@ -150,6 +150,8 @@ pub struct Sorter<K> {
     chunk_bytes: usize,
     budget: usize,
     runs: Vec<File>,
+    /// Chunks spilled so far (runs may have been folded since).
+    spills: usize,
     temp_dir: std::path::PathBuf,
 }
 
@@ -164,6 +166,7 @@ impl<K: SortKey> Sorter<K> {
             chunk_bytes: 0,
             budget,
             runs: Vec::new(),
+            spills: 0,
             temp_dir: temp_dir.to_path_buf(),
         }
     }
@@ -183,24 +186,30 @@ impl<K: SortKey> Sorter<K> {
         Ok(())
     }
 
-    /// How many runs were spilled to disk so far.
-    pub fn runs(&self) -> usize {
-        self.runs.len()
+    /// How many chunks were spilled to disk so far.
+    pub fn spills(&self) -> usize {
+        self.spills
     }
 
     fn spill(&mut self) -> io::Result<()> {
         self.chunk.sort_unstable();
-        let file = tempfile::tempfile_in(&self.temp_dir)?;
-        let mut w = BufWriter::with_capacity(RUN_BUFFER, file);
+        let mut w = RunWriter::new(&self.temp_dir)?;
         for e in self.chunk.drain(..) {
-            e.key.write_to(&mut w)?;
-            w.write_all(&e.part.to_le_bytes())?;
-            w.write_all(&e.line.to_le_bytes())?;
+            w.write(&e)?;
         }
-        let mut file = w.into_inner().map_err(|e| e.into_error())?;
-        file.seek(SeekFrom::Start(0))?;
-        self.runs.push(file);
+        self.runs.push(w.finish()?);
+        self.spills += 1;
         self.chunk_bytes = 0;
+        if self.runs.len() >= MAX_RUNS {
+            // Too many open runs would exhaust file descriptors and split
+            // the merge's buffers too thin: fold them into one.
+            let mut merged = merge::<K>(std::mem::take(&mut self.runs), Vec::new())?;
+            let mut w = RunWriter::new(&self.temp_dir)?;
+            while let Some(e) = merged.next_entry()? {
+                w.write(&e)?;
+            }
+            self.runs.push(w.finish()?);
+        }
         Ok(())
     }
 
@@ -208,19 +217,50 @@ impl<K: SortKey> Sorter<K> {
     /// order within a key.
     pub fn finish(mut self) -> io::Result<Merged<K>> {
         self.chunk.sort_unstable();
-        let mut sources: Vec<Source<K>> = self
-            .runs
-            .into_iter()
-            .map(|f| Source::Run(BufReader::with_capacity(RUN_BUFFER, f)))
-            .collect();
-        sources.push(Source::Memory(std::mem::take(&mut self.chunk).into_iter()));
-        let mut heap = BinaryHeap::with_capacity(sources.len());
-        for (i, s) in sources.iter_mut().enumerate() {
-            if let Some(e) = s.next_entry()? {
-                heap.push(Reverse((e, i)));
-            }
+        merge(self.runs, std::mem::take(&mut self.chunk))
+    }
+}
+
+/// Runs merged at once; more are folded into one first.
+const MAX_RUNS: usize = if cfg!(test) { 4 } else { 64 };
+
+fn merge<K: SortKey>(runs: Vec<File>, memory: Vec<Entry<K>>) -> io::Result<Merged<K>> {
+    let mut sources: Vec<Source<K>> = runs
+        .into_iter()
+        .map(|f| Source::Run(BufReader::with_capacity(RUN_BUFFER, f)))
+        .collect();
+    sources.push(Source::Memory(memory.into_iter()));
+    let mut heap = BinaryHeap::with_capacity(sources.len());
+    for (i, s) in sources.iter_mut().enumerate() {
+        if let Some(e) = s.next_entry()? {
+            heap.push(Reverse((e, i)));
         }
-        Ok(Merged { sources, heap })
+    }
+    Ok(Merged { sources, heap })
+}
+
+/// Writes an intermediate run: key, partition index, line.
+struct RunWriter {
+    w: BufWriter<File>,
+}
+
+impl RunWriter {
+    fn new(temp_dir: &Path) -> io::Result<Self> {
+        Ok(RunWriter {
+            w: BufWriter::with_capacity(RUN_BUFFER, tempfile::tempfile_in(temp_dir)?),
+        })
+    }
+
+    fn write<K: SortKey>(&mut self, e: &Entry<K>) -> io::Result<()> {
+        e.key.write_to(&mut self.w)?;
+        self.w.write_all(&e.part.to_le_bytes())?;
+        self.w.write_all(&e.line.to_le_bytes())
+    }
+
+    fn finish(self) -> io::Result<File> {
+        let mut file = self.w.into_inner().map_err(|e| e.into_error())?;
+        file.seek(SeekFrom::Start(0))?;
+        Ok(file)
     }
 }
 
@@ -387,7 +427,8 @@ mod tests {
         for (i, k) in keys.iter().enumerate() {
             s.push(entry(k.to_string(), i as u64 + 2, 0)).unwrap();
         }
-        assert!(s.runs.len() > 1, "expected spills, got {}", s.runs.len());
+        assert!(s.spills() >= MAX_RUNS, "expected spills, got {}", s.spills());
+        assert!(s.runs.len() < MAX_RUNS, "runs should have been folded");
         let mut m = s.finish().unwrap();
         let mut out = Vec::new();
         while let Some(e) = m.next_entry().unwrap() {

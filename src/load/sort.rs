@@ -427,7 +427,11 @@ mod tests {
         for (i, k) in keys.iter().enumerate() {
             s.push(entry(k.to_string(), i as u64 + 2, 0)).unwrap();
         }
-        assert!(s.spills() >= MAX_RUNS, "expected spills, got {}", s.spills());
+        assert!(
+            s.spills() >= MAX_RUNS,
+            "expected spills, got {}",
+            s.spills()
+        );
         assert!(s.runs.len() < MAX_RUNS, "runs should have been folded");
         let mut m = s.finish().unwrap();
         let mut out = Vec::new();

@@ -249,8 +249,8 @@ impl Scan<'_> {
         self.record.position().map(|p| p.line()).unwrap_or(0)
     }
 
-    /// The current record's fields as text, or a refusal naming the line
-    /// and field holding invalid UTF-8.
+    /// Refuses the file when the current record is not UTF-8, naming the
+    /// line and the field.
     fn check_utf8(&self, headers: Option<&[String]>) -> Result<(), FileRefused> {
         if std::str::from_utf8(self.record.as_slice()).is_ok() {
             return Ok(());

@@ -1,6 +1,6 @@
 //! Refresh benchmark: a full load of a large `user_id` file, an SCD diff
-//! against it, a full load of an `email` file, side by side with the
-//! sqlite3 shell importing the same file and indexing it.
+//! against it, full loads of `email` and `mobile` files, side by side with
+//! the sqlite3 shell importing the same `user_id` file and indexing it.
 //!
 //! Run: `cargo bench --bench refresh` (10M rows; set `SEGSYNC_BENCH_ROWS`
 //! for another size and `SEGSYNC_BENCH_DIR` to keep the generated files
@@ -42,10 +42,12 @@ fn main() {
     let uid = dir.join(format!("uid_{rows}.csv"));
     let uid_next = dir.join(format!("uid_next_{rows}.csv"));
     let email = dir.join(format!("email_{rows}.csv"));
+    let mobile = dir.join(format!("mobile_{rows}.csv"));
     let t = Instant::now();
     generate(&uid, rows, Kind::UserId, false);
     generate(&uid_next, rows, Kind::UserId, true);
     generate(&email, rows, Kind::Email, false);
+    generate(&mobile, rows.min(99_999_999), Kind::Mobile, false);
     println!(
         "files for {rows} rows ready in {:.1}s in {}",
         secs(t.elapsed()),
@@ -54,8 +56,9 @@ fn main() {
 
     let db = dir.join("bench.db");
     let db_email = dir.join("bench_email.db");
+    let db_mobile = dir.join("bench_mobile.db");
     let base = dir.join("baseline.db");
-    for p in [&db, &db_email, &base] {
+    for p in [&db, &db_email, &db_mobile, &base] {
         remove_db(p);
     }
 
@@ -75,6 +78,7 @@ fn main() {
     let full = run_child("segsync full refresh (user_id)", "full", &db, &uid);
     let diff = run_child("segsync SCD diff (user_id)", "diff", &db, &uid_next);
     run_child("segsync full refresh (email)", "full", &db_email, &email);
+    run_child("segsync full refresh (mobile)", "full", &db_mobile, &mobile);
     if let (Some(b), Some(f), Some(d)) = (baseline, full, diff) {
         println!(
             "\nfull refresh: {:.2}x the baseline's time; SCD diff: {:.2}x",
@@ -82,7 +86,7 @@ fn main() {
             d / b
         );
     }
-    for p in [&db, &db_email] {
+    for p in [&db, &db_email, &db_mobile] {
         remove_db(p);
     }
 }
@@ -236,6 +240,7 @@ fn new_segment(store: &mut Store) -> Segment {
 enum Kind {
     UserId,
     Email,
+    Mobile,
 }
 
 /// A cheap integer hash (splitmix64 finaliser) to pick partitions and
@@ -274,11 +279,14 @@ fn generate(path: &Path, rows: u64, kind: Kind, next: bool) {
     let header = match kind {
         Kind::UserId => "user_id,segment",
         Kind::Email => "email,segment",
+        Kind::Mobile => "mobile,segment",
     };
     writeln!(w, "{header}").unwrap();
     let line = |w: &mut BufWriter<File>, id: u64, part: u64| match kind {
         Kind::UserId => writeln!(w, "{id},tier_{part}").unwrap(),
         Kind::Email => writeln!(w, "User{id}@Example.com,tier_{part}").unwrap(),
+        // Indian mobiles: 91, then 98 and eight digits.
+        Kind::Mobile => writeln!(w, "9198{id:08},tier_{part}").unwrap(),
     };
     for id in shuffled(rows) {
         let h = mix(id);

@@ -326,7 +326,9 @@ pub enum Verdict<K> {
 /// Walks a merge and judges each entry against the first row of its key.
 pub struct Dedupe<K> {
     merged: Merged<K>,
-    first: Option<(K, u64, u32)>,
+    /// The first row of the key being walked, handed out as `Keep` once
+    /// the next key shows up (holding it saves cloning every key).
+    first: Option<Entry<K>>,
 }
 
 impl<K: SortKey> Dedupe<K> {
@@ -337,25 +339,29 @@ impl<K: SortKey> Dedupe<K> {
         }
     }
 
+    /// The next verdict. Keys come out in order; the later rows of a key
+    /// are judged before its kept first row is handed out.
     pub fn next_verdict(&mut self) -> io::Result<Option<Verdict<K>>> {
-        let Some(e) = self.merged.next_entry()? else {
-            return Ok(None);
-        };
-        if let Some((key, line, part)) = &self.first {
-            if *key == e.key {
-                return Ok(Some(if *part == e.part {
-                    Verdict::Duplicate
-                } else {
-                    Verdict::Conflict {
-                        first_line: *line,
-                        first_part: *part,
-                        later: e,
-                    }
-                }));
+        loop {
+            let Some(e) = self.merged.next_entry()? else {
+                return Ok(self.first.take().map(Verdict::Keep));
+            };
+            match &self.first {
+                Some(first) if first.key == e.key => {
+                    return Ok(Some(if first.part == e.part {
+                        Verdict::Duplicate
+                    } else {
+                        Verdict::Conflict {
+                            first_line: first.line,
+                            first_part: first.part,
+                            later: e,
+                        }
+                    }));
+                }
+                Some(_) => return Ok(self.first.replace(e).map(Verdict::Keep)),
+                None => self.first = Some(e),
             }
         }
-        self.first = Some((e.key.clone(), e.line, e.part));
-        Ok(Some(Verdict::Keep(e)))
     }
 }
 
@@ -477,9 +483,9 @@ mod tests {
             got,
             [
                 "keep -1 line 5",
-                "keep 5 line 2",
                 "dup",
-                "conflict line 4 vs 2"
+                "conflict line 4 vs 2",
+                "keep 5 line 2"
             ]
         );
     }

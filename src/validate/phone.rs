@@ -53,8 +53,7 @@ impl Desc {
     /// The crate's rule: a possible length, and the pattern matching from
     /// the first digit.
     fn matches(&self, v: &str) -> bool {
-        (self.lengths.is_empty() || self.lengths.contains(&(v.len() as u16)))
-            && self.re.is_match(v)
+        (self.lengths.is_empty() || self.lengths.contains(&(v.len() as u16))) && self.re.is_match(v)
     }
 }
 
@@ -88,9 +87,7 @@ impl Region {
     }
 
     fn may_strip(&self, national: &str) -> bool {
-        self.trunk
-            .as_ref()
-            .is_some_and(|t| t.is_match(national))
+        self.trunk.as_ref().is_some_and(|t| t.is_match(national))
     }
 
     fn knows(&self, national: &str) -> bool {
@@ -217,6 +214,9 @@ mod tests {
                 }
             }
         }
-        assert!(checked > 500, "only {checked} examples were valid as written");
+        assert!(
+            checked > 500,
+            "only {checked} examples were valid as written"
+        );
     }
 }

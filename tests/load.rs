@@ -236,6 +236,15 @@ fn crlf_quoted_fields_and_ignored_columns() {
 }
 
 #[test]
+fn line_numbers_count_crlf_blank_lines_and_quoted_newlines() {
+    let db = db();
+    let p = db.prepare("crlf_lines.csv", 0.5).unwrap();
+    assert_eq!((p.rows_read, p.rows_rejected), (3, 1));
+    assert_eq!(p.rejected[0].line, 5);
+    assert_eq!(p.rejected[0].content.as_deref(), Some("bad,a"));
+}
+
+#[test]
 fn duplicates_count_once_and_conflicts_reject_the_later_row() {
     let mut db = db();
     let seg = db.segment("s", SegmentType::NonScd);

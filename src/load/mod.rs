@@ -169,7 +169,7 @@ pub fn prepare(
     let gzip = input::is_gzip(name, &mut file)
         .map_err(|e| FileRefused::new(format!("failed to read `{name}`: {e}")))?
         || path.to_string_lossy().to_ascii_lowercase().ends_with(".gz");
-    let (reader, over_cap) = input::open(file, gzip, opts.max_decompressed_bytes);
+    let (reader, over_cap, lines) = input::open(file, gzip, opts.max_decompressed_bytes);
     let mut csv = csv::ReaderBuilder::new()
         .has_headers(false)
         .flexible(true)
@@ -181,6 +181,8 @@ pub fn prepare(
         over_cap,
         cap: opts.max_decompressed_bytes,
         record: csv::ByteRecord::new(),
+        lines,
+        line: 0,
     };
 
     if !scan.next_record(&mut csv)? {
@@ -211,6 +213,9 @@ struct Scan<'a> {
     over_cap: std::rc::Rc<std::cell::Cell<bool>>,
     cap: u64,
     record: csv::ByteRecord,
+    lines: std::rc::Rc<std::cell::RefCell<input::LineIndex>>,
+    /// Line the current record starts on.
+    line: u64,
 }
 
 impl Scan<'_> {
@@ -220,7 +225,13 @@ impl Scan<'_> {
         csv: &mut csv::Reader<R>,
     ) -> Result<bool, FileRefused> {
         match csv.read_byte_record(&mut self.record) {
-            Ok(more) => Ok(more),
+            Ok(more) => {
+                if more {
+                    let byte = self.record.position().map_or(0, |p| p.byte());
+                    self.line = self.lines.borrow_mut().record_line(byte);
+                }
+                Ok(more)
+            }
             Err(e) => Err(FileRefused::new(self.read_error(e))),
         }
     }
@@ -246,7 +257,7 @@ impl Scan<'_> {
     }
 
     fn line(&self) -> u64 {
-        self.record.position().map(|p| p.line()).unwrap_or(0)
+        self.line
     }
 
     /// Refuses the file when the current record is not UTF-8, naming the
@@ -754,6 +765,21 @@ mod tests {
                 }
             }
         }
+    }
+
+    #[test]
+    fn blank_lines_are_skipped_and_lines_still_count() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("b.csv");
+        std::fs::write(&path, "user_id,seg\n\n1,a\n\r\nx,b\n").unwrap();
+        let opts = LoadOptions {
+            max_rejected_ratio: 1.0,
+            temp_dir: dir.path().to_path_buf(),
+            max_decompressed_bytes: 1 << 20,
+        };
+        let p = prepare(&path, "b.csv", &opts).unwrap();
+        assert_eq!((p.rows_read, p.rows_loaded(), p.rows_rejected), (2, 1, 1));
+        assert_eq!(p.rejected[0].line, 5);
     }
 
     #[test]

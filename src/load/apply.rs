@@ -14,7 +14,7 @@
 //! Reading a batch fully before writing, and starting the next batch after
 //! the last key seen, keeps the walk exact.
 
-use super::sort::{FinalReader, SortKey};
+use super::sort::{FinalReader, SortKey, TextKey};
 use super::{FileRefused, Prepared};
 use crate::segment::{IdType, Segment, SegmentType};
 use anyhow::{Context, Result};
@@ -93,7 +93,7 @@ pub fn apply(
     if prepared.id_type.is_numeric() {
         merge::<i64>(&mut ctx, FinalReader::new(run))?;
     } else {
-        merge::<String>(&mut ctx, FinalReader::new(run))?;
+        merge::<TextKey>(&mut ctx, FinalReader::new(run))?;
     }
     let applied = ctx.applied;
 

@@ -27,7 +27,7 @@ pub use apply::{apply, Applied};
 use crate::segment::{IdType, Segment};
 use crate::store::RejectedRow;
 use crate::validate::{self, Key};
-use sort::{Dedupe, Entry, FinalWriter, SortKey, Sorter, Verdict};
+use sort::{Dedupe, Entry, FinalWriter, SortKey, Sorter, TextKey, Verdict};
 use std::collections::{BinaryHeap, HashMap};
 use std::fs::File;
 use std::path::{Path, PathBuf};
@@ -194,7 +194,7 @@ pub fn prepare(
     if header.id_type.is_numeric() {
         read_rows::<i64>(&mut scan, &mut csv, header, opts)
     } else {
-        read_rows::<String>(&mut scan, &mut csv, header, opts)
+        read_rows::<TextKey>(&mut scan, &mut csv, header, opts)
     }
 }
 
@@ -422,11 +422,11 @@ impl FromKey for i64 {
     }
 }
 
-impl FromKey for String {
+impl FromKey for TextKey {
     fn from_key(k: Key) -> Self {
         match k {
-            Key::Text(s) => s,
-            Key::Int(i) => i.to_string(),
+            Key::Text(s) => TextKey::new(s),
+            Key::Int(i) => TextKey::new(i.to_string()),
         }
     }
 }

@@ -107,6 +107,74 @@ impl SortKey for String {
     }
 }
 
+/// A text key with its first eight bytes held inline (big-endian, zero
+/// padded), so that most comparisons in the sort and the merge never follow
+/// the pointer: same order as comparing the bytes.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TextKey {
+    prefix: u64,
+    text: Box<str>,
+}
+
+impl TextKey {
+    pub fn new(text: String) -> Self {
+        let mut head = [0u8; 8];
+        let n = text.len().min(8);
+        head[..n].copy_from_slice(&text.as_bytes()[..n]);
+        TextKey {
+            prefix: u64::from_be_bytes(head),
+            text: text.into_boxed_str(),
+        }
+    }
+}
+
+impl Ord for TextKey {
+    fn cmp(&self, other: &Self) -> Ordering {
+        self.prefix
+            .cmp(&other.prefix)
+            .then_with(|| self.text.as_bytes().cmp(other.text.as_bytes()))
+    }
+}
+
+impl PartialOrd for TextKey {
+    fn partial_cmp(&self, other: &Self) -> Option<Ordering> {
+        Some(self.cmp(other))
+    }
+}
+
+impl rusqlite::ToSql for TextKey {
+    fn to_sql(&self) -> rusqlite::Result<rusqlite::types::ToSqlOutput<'_>> {
+        Ok(rusqlite::types::ToSqlOutput::Borrowed(
+            rusqlite::types::ValueRef::Text(self.text.as_bytes()),
+        ))
+    }
+}
+
+impl SortKey for TextKey {
+    const FIXED: bool = false;
+
+    fn heap_bytes(&self) -> usize {
+        self.text.len()
+    }
+
+    fn write_to(&self, w: &mut impl Write) -> io::Result<()> {
+        w.write_all(&(self.text.len() as u32).to_le_bytes())?;
+        w.write_all(self.text.as_bytes())
+    }
+
+    fn read_from(r: &mut impl Read) -> io::Result<Option<Self>> {
+        Ok(String::read_from(r)?.map(TextKey::new))
+    }
+
+    fn from_sql(v: rusqlite::types::ValueRef<'_>) -> anyhow::Result<Self> {
+        String::from_sql(v).map(TextKey::new)
+    }
+
+    fn show(&self) -> String {
+        self.text.to_string()
+    }
+}
+
 /// Reads exactly `buf.len()` bytes; `false` if the stream ended before the
 /// first byte, an error if it ended in the middle.
 fn read_exact_or_end(r: &mut impl Read, buf: &mut [u8]) -> io::Result<bool> {
@@ -458,6 +526,31 @@ mod tests {
         .map(|(k, l)| (k.to_string(), *l))
         .collect();
         assert_eq!(out, want);
+    }
+
+    #[test]
+    fn text_keys_order_by_bytes() {
+        let words = [
+            "",
+            "a",
+            "a\u{0}",
+            "ab",
+            "abcdefgh",
+            "abcdefgh\u{0}",
+            "abcdefgi",
+            "B",
+            "é",
+        ];
+        for a in words {
+            for b in words {
+                let (ka, kb) = (TextKey::new(a.into()), TextKey::new(b.into()));
+                assert_eq!(
+                    ka.cmp(&kb),
+                    a.as_bytes().cmp(b.as_bytes()),
+                    "{a:?} vs {b:?}"
+                );
+            }
+        }
     }
 
     #[test]

@@ -74,6 +74,25 @@ pub fn apply(
         }
     }
 
+    // A bigger page cache for the walk (the sort's memory is free by now):
+    // fewer dirty pages spilled mid-transaction. Put back afterwards, as
+    // the connection may go on serving other work.
+    let cache: i64 = tx.pragma_query_value(None, "cache_size", |r| r.get(0))?;
+    tx.pragma_update(None, "cache_size", APPLY_CACHE_KIB)?;
+    let result = write(tx, segment, prepared, stamp);
+    tx.pragma_update(None, "cache_size", cache)?;
+    result
+}
+
+/// Page cache while applying, in the negative-KiB form of `cache_size`.
+const APPLY_CACHE_KIB: i64 = -32 * 1024;
+
+fn write(
+    tx: &Transaction,
+    segment: &Segment,
+    prepared: Prepared,
+    stamp: DateTime<Utc>,
+) -> Result<Applied> {
     let part_ids = partition_ids(tx, segment.id, &prepared.partitions)?;
     let mut ctx = Ctx {
         tx,

@@ -342,6 +342,30 @@ fn gzip_bomb_is_capped() {
 }
 
 #[test]
+fn too_many_distinct_partitions_are_refused() {
+    let mut db = db();
+    let seg = db.segment("s", SegmentType::NonScd);
+    db.load(&seg, "base.csv", "2024-01-01T02:00:00Z", 0.0)
+        .unwrap();
+    let mut csv = String::from("user_id,segment\n");
+    for i in 1..=load::MAX_PARTITIONS + 1 {
+        csv.push_str(&format!("{i},p{i}\n"));
+    }
+    let path = db.dir.path().join("wide.csv");
+    std::fs::write(&path, csv).unwrap();
+    let err = load::prepare(&path, "wide.csv", &db.opts(0.0)).unwrap_err();
+    let line = format!("line {}", load::MAX_PARTITIONS + 2);
+    assert!(err.message.contains("`wide.csv`"), "{}", err.message);
+    assert!(err.message.contains(&line), "{}", err.message);
+    assert!(
+        err.message.contains("distinct partition values"),
+        "{}",
+        err.message
+    );
+    assert_eq!(db.members(&seg), base_members());
+}
+
+#[test]
 fn corrupt_gzip_is_refused() {
     refused(
         "corrupt.csv.gz",
@@ -358,13 +382,16 @@ fn identifier_type_change_is_refused() {
         .unwrap();
     let prepared = db.prepare("emails.csv", 0.0).unwrap();
     let seg = db.store.segment("s").unwrap().unwrap();
-    let early = load::check_segment(&seg, &prepared, "emails.csv").unwrap_err();
+    let early = load::check_segment(&seg, &prepared).unwrap_err();
     assert!(early.message.contains("`email`") && early.message.contains("`user_id`"));
     let err = db
         .load(&seg, "emails.csv", "2024-01-02T02:00:00Z", 0.0)
         .unwrap_err();
     let msg = err.to_string();
-    assert!(msg.contains("identifies users by `email`"), "{msg}");
+    assert!(
+        msg.contains("`emails.csv` identifies users by `email`"),
+        "{msg}"
+    );
     assert!(msg.contains("holds `user_id`"), "{msg}");
     assert!(err.downcast_ref::<FileRefused>().is_some());
     assert_eq!(db.members(&seg), base_members());

@@ -68,7 +68,7 @@ pub fn apply(
                 &segment.name,
                 held,
                 prepared.id_type,
-                "the file",
+                &prepared.file,
             ))
             .into());
         }

@@ -74,6 +74,8 @@ pub struct Prepared {
     pub rejected: Vec<RejectedRow>,
     /// Remarks for the execution log (ignored columns, duplicates).
     pub notes: Vec<String>,
+    /// The file's display name, for messages.
+    file: String,
     /// Distinct users to load.
     rows_loaded: u64,
     /// Partition values by index, as used in the run.
@@ -131,17 +133,13 @@ impl FileRefused {
 /// Refuses a file whose identifier type differs from the one the segment
 /// already holds (a `user_id` segment cannot take emails). The caller may
 /// run this before opening its transaction; [`apply`] checks again.
-pub fn check_segment(
-    segment: &Segment,
-    prepared: &Prepared,
-    file: &str,
-) -> Result<(), FileRefused> {
+pub fn check_segment(segment: &Segment, prepared: &Prepared) -> Result<(), FileRefused> {
     match segment.id_type {
         Some(t) if t != prepared.id_type => Err(FileRefused::new(id_type_change(
             &segment.name,
             t,
             prepared.id_type,
-            file,
+            &prepared.file,
         ))),
         _ => Ok(()),
     }
@@ -617,6 +615,7 @@ fn read_rows<K: FromKey>(
         rows_rejected,
         rejected,
         notes,
+        file: name.to_string(),
         rows_loaded,
         partitions,
         counts,

@@ -187,7 +187,7 @@ fn run(
         max_decompressed_bytes: MAX_DECOMPRESSED_BYTES,
     };
     let prepared: Prepared = crate::load::prepare(&local.path, &file_name, &opts)?;
-    crate::load::check_segment(segment, &prepared, &file_name)?;
+    crate::load::check_segment(segment, &prepared)?;
     exec.rows_read = Some(prepared.rows_read as i64);
     exec.rows_rejected = Some(prepared.rows_rejected as i64);
     if !prepared.notes.is_empty() {

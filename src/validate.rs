@@ -6,6 +6,8 @@
 //! normalised value (what the store keeps and compares) or the reason a
 //! person reads in the execution log.
 
+mod phone;
+
 use crate::segment::IdType;
 use std::cmp::Ordering;
 
@@ -132,6 +134,9 @@ fn check_mobile(v: &str) -> Result<i64, String> {
             "mobile `{v}` has {} digits: a full international number has 8 to 15",
             v.len()
         ));
+    }
+    if phone::valid_as_written(v) {
+        return v.parse::<i64>().map_err(|e| format!("mobile `{v}`: {e}"));
     }
     let invalid = || {
         format!("mobile `{v}` is not a valid phone number (is the country code missing or wrong?)")

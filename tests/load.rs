@@ -2,6 +2,8 @@
 //! rules, and the membership each load leaves (non-SCD replacement, SCD
 //! history queried as of past moments). Fixtures are in tests/data/csv/.
 
+mod common;
+
 use chrono::{DateTime, Utc};
 use rusqlite::TransactionBehavior;
 use segsync::load::{self, Applied, FileRefused, LoadOptions, Prepared};
@@ -234,6 +236,15 @@ fn crlf_quoted_fields_and_ignored_columns() {
 }
 
 #[test]
+fn line_numbers_count_crlf_blank_lines_and_quoted_newlines() {
+    let db = db();
+    let p = db.prepare("crlf_lines.csv", 0.5).unwrap();
+    assert_eq!((p.rows_read, p.rows_rejected), (3, 1));
+    assert_eq!(p.rejected[0].line, 5);
+    assert_eq!(p.rejected[0].content.as_deref(), Some("bad,a"));
+}
+
+#[test]
 fn duplicates_count_once_and_conflicts_reject_the_later_row() {
     let mut db = db();
     let seg = db.segment("s", SegmentType::NonScd);
@@ -331,6 +342,30 @@ fn gzip_bomb_is_capped() {
 }
 
 #[test]
+fn too_many_distinct_partitions_are_refused() {
+    let mut db = db();
+    let seg = db.segment("s", SegmentType::NonScd);
+    db.load(&seg, "base.csv", "2024-01-01T02:00:00Z", 0.0)
+        .unwrap();
+    let mut csv = String::from("user_id,segment\n");
+    for i in 1..=load::MAX_PARTITIONS + 1 {
+        csv.push_str(&format!("{i},p{i}\n"));
+    }
+    let path = db.dir.path().join("wide.csv");
+    std::fs::write(&path, csv).unwrap();
+    let err = load::prepare(&path, "wide.csv", &db.opts(0.0)).unwrap_err();
+    let line = format!("line {}", load::MAX_PARTITIONS + 2);
+    assert!(err.message.contains("`wide.csv`"), "{}", err.message);
+    assert!(err.message.contains(&line), "{}", err.message);
+    assert!(
+        err.message.contains("distinct partition values"),
+        "{}",
+        err.message
+    );
+    assert_eq!(db.members(&seg), base_members());
+}
+
+#[test]
 fn corrupt_gzip_is_refused() {
     refused(
         "corrupt.csv.gz",
@@ -347,13 +382,16 @@ fn identifier_type_change_is_refused() {
         .unwrap();
     let prepared = db.prepare("emails.csv", 0.0).unwrap();
     let seg = db.store.segment("s").unwrap().unwrap();
-    let early = load::check_segment(&seg, &prepared, "emails.csv").unwrap_err();
+    let early = load::check_segment(&seg, &prepared).unwrap_err();
     assert!(early.message.contains("`email`") && early.message.contains("`user_id`"));
     let err = db
         .load(&seg, "emails.csv", "2024-01-02T02:00:00Z", 0.0)
         .unwrap_err();
     let msg = err.to_string();
-    assert!(msg.contains("identifies users by `email`"), "{msg}");
+    assert!(
+        msg.contains("`emails.csv` identifies users by `email`"),
+        "{msg}"
+    );
     assert!(msg.contains("holds `user_id`"), "{msg}");
     assert!(err.downcast_ref::<FileRefused>().is_some());
     assert_eq!(db.members(&seg), base_members());
@@ -484,4 +522,104 @@ fn scd_reload_in_the_same_slot_leaves_no_empty_history() {
         db.as_of(&seg, t1),
         pairs(&[("1", "high"), ("4", "high"), ("5", "low")])
     );
+}
+
+/// `segsync members` on a database filled through the library.
+mod members_command {
+    use super::*;
+    use common::Sandbox;
+
+    fn sandbox() -> (Sandbox, Db) {
+        let sb = Sandbox::new("database = \"segments.db\"\ntimezone = \"Asia/Kolkata\"\n");
+        let store = Store::open(&sb.path().join("segments.db")).unwrap();
+        let dir = tempfile::tempdir().unwrap();
+        (sb, Db { dir, store })
+    }
+
+    #[test]
+    fn prints_a_valid_upload_file_in_key_order() {
+        let (sb, mut db) = sandbox();
+        let seg = db.segment("vip", SegmentType::Scd);
+        // Slots at 02:00 IST = 20:30 UTC the day before.
+        db.load(&seg, "scd_a.csv", "2023-12-31T20:30:00Z", 0.0)
+            .unwrap();
+        db.load(&seg, "scd_b.csv", "2024-01-31T20:30:00Z", 0.0)
+            .unwrap();
+        db.load(&seg, "crlf_quoted.csv", "2024-02-29T20:30:00Z", 0.0)
+            .unwrap();
+
+        let out = sb.run(&["members", "vip"]).expect(0);
+        assert_eq!(
+            out.stdout,
+            "user_id,\"segment, name\"\n20,\"big, spender\"\n21,\"say \"\"hi\"\"\"\n22,plain\n"
+        );
+        // The output loads back as is.
+        let again = sb.write("again.csv", &out.stdout);
+        let p = load::prepare(&again, "again.csv", &db.opts(0.0)).unwrap();
+        assert_eq!(
+            (p.rows_read, p.rows_rejected, p.partition_column.as_str()),
+            (3, 0, "segment, name")
+        );
+
+        // A date is the start of that day in the configured zone: on
+        // 2024-02-01 IST the slot of 2024-02-01 02:00 IST has not come yet.
+        let out = sb
+            .run(&["members", "vip", "--as-of", "2024-02-01"])
+            .expect(0);
+        assert_eq!(
+            out.stdout,
+            "user_id,\"segment, name\"\n1,high\n2,high\n3,low\n"
+        );
+        let out = sb
+            .run(&[
+                "members",
+                "vip",
+                "--as-of",
+                "2024-02-01T02:00:00+05:30",
+                "--partition",
+                "low",
+            ])
+            .expect(0);
+        assert_eq!(out.stdout, "user_id,\"segment, name\"\n1,low\n3,low\n");
+
+        let out = sb.run(&["members", "vip", "--partition", "gold"]).expect(2);
+        assert!(out.stderr.contains("no partition `gold`"), "{}", out.stderr);
+        assert!(out.stderr.contains("big, spender"), "{}", out.stderr);
+        let out = sb
+            .run(&["members", "vip", "--as-of", "yesterday"])
+            .expect(2);
+        assert!(out.stderr.contains("YYYY-MM-DD"), "{}", out.stderr);
+    }
+
+    #[test]
+    fn refuses_as_of_for_non_scd_and_inactive_segments() {
+        let (sb, mut db) = sandbox();
+        let seg = db.segment("flat", SegmentType::NonScd);
+        db.load(&seg, "base.csv", "2024-01-01T02:00:00Z", 0.0)
+            .unwrap();
+        let out = sb.run(&["members", "flat"]).expect(0);
+        assert_eq!(
+            out.stdout,
+            "user_id,segment\n1,high\n2,high\n3,low\n4,medium\n"
+        );
+        let out = sb
+            .run(&["members", "flat", "--as-of", "2024-01-01"])
+            .expect(2);
+        assert!(out.stderr.contains("non-scd"), "{}", out.stderr);
+        assert!(out.stdout.is_empty());
+
+        let mut seg = db.store.segment("flat").unwrap().unwrap();
+        seg.status = Status::Inactive;
+        db.store.update_segment(&seg).unwrap();
+        let out = sb.run(&["members", "flat"]).expect(2);
+        assert!(out.stderr.contains("is inactive"), "{}", out.stderr);
+        assert!(out.stderr.contains("--activate"), "{}", out.stderr);
+
+        let out = sb.run(&["members", "nope"]).expect(2);
+        assert!(
+            out.stderr.contains("no segment named `nope`"),
+            "{}",
+            out.stderr
+        );
+    }
 }

@@ -14,7 +14,7 @@
 //! Reading a batch fully before writing, and starting the next batch after
 //! the last key seen, keeps the walk exact.
 
-use super::sort::{FinalReader, SortKey};
+use super::sort::{FinalReader, SortKey, TextKey};
 use super::{FileRefused, Prepared};
 use crate::segment::{IdType, Segment, SegmentType};
 use anyhow::{Context, Result};
@@ -68,12 +68,31 @@ pub fn apply(
                 &segment.name,
                 held,
                 prepared.id_type,
-                "the file",
+                &prepared.file,
             ))
             .into());
         }
     }
 
+    // A bigger page cache for the walk (the sort's memory is free by now):
+    // fewer dirty pages spilled mid-transaction. Put back afterwards, as
+    // the connection may go on serving other work.
+    let cache: i64 = tx.pragma_query_value(None, "cache_size", |r| r.get(0))?;
+    tx.pragma_update(None, "cache_size", APPLY_CACHE_KIB)?;
+    let result = write(tx, segment, prepared, stamp);
+    tx.pragma_update(None, "cache_size", cache)?;
+    result
+}
+
+/// Page cache while applying, in the negative-KiB form of `cache_size`.
+const APPLY_CACHE_KIB: i64 = -32 * 1024;
+
+fn write(
+    tx: &Transaction,
+    segment: &Segment,
+    prepared: Prepared,
+    stamp: DateTime<Utc>,
+) -> Result<Applied> {
     let part_ids = partition_ids(tx, segment.id, &prepared.partitions)?;
     let mut ctx = Ctx {
         tx,
@@ -93,7 +112,7 @@ pub fn apply(
     if prepared.id_type.is_numeric() {
         merge::<i64>(&mut ctx, FinalReader::new(run))?;
     } else {
-        merge::<String>(&mut ctx, FinalReader::new(run))?;
+        merge::<TextKey>(&mut ctx, FinalReader::new(run))?;
     }
     let applied = ctx.applied;
 

@@ -5,7 +5,8 @@
 //! hand out one byte at a time), so [`SkipBom`] keeps reading until it has
 //! three bytes or the end before deciding.
 
-use std::cell::Cell;
+use std::cell::{Cell, RefCell};
+use std::collections::VecDeque;
 use std::fs::File;
 use std::io::{self, BufReader, Read, Seek, SeekFrom};
 use std::path::Path;
@@ -29,10 +30,17 @@ pub fn is_gzip(name: &str, file: &mut File) -> io::Result<bool> {
     Ok(n == 2 && magic == GZIP_MAGIC)
 }
 
-/// A reader over the file's decompressed bytes, BOM removed, and a flag
-/// that turns true when the decompressed size went over `cap` (the read
-/// then fails).
-pub fn open(file: File, gzip: bool, cap: u64) -> (SkipBom<Box<dyn Read>>, Rc<Cell<bool>>) {
+/// What [`open`] gives: the bytes to parse, the flag that turns true when
+/// the decompressed size went over the cap (the read then fails), and the
+/// line index of what was read.
+pub type Opened = (
+    CountLines<SkipBom<Box<dyn Read>>>,
+    Rc<Cell<bool>>,
+    Rc<RefCell<LineIndex>>,
+);
+
+/// A reader over the file's decompressed bytes, BOM removed.
+pub fn open(file: File, gzip: bool, cap: u64) -> Opened {
     let over = Rc::new(Cell::new(false));
     let inner: Box<dyn Read> = if gzip {
         let dec = flate2::read::MultiGzDecoder::new(BufReader::with_capacity(READ_BUFFER, file));
@@ -44,7 +52,68 @@ pub fn open(file: File, gzip: bool, cap: u64) -> (SkipBom<Box<dyn Read>>, Rc<Cel
     } else {
         Box::new(file)
     };
-    (SkipBom::new(inner), over)
+    let lines = Rc::new(RefCell::new(LineIndex::default()));
+    let reader = CountLines {
+        inner: SkipBom::new(inner),
+        index: lines.clone(),
+    };
+    (reader, over, lines)
+}
+
+/// Line numbers of records, counted by segsync itself.
+///
+/// Why: the csv crate's record positions count lines wrongly after CRLF
+/// terminators and blank lines (a record's position is where the previous
+/// terminator began). Its byte offsets are exact in the same way, so this
+/// index keeps the bytes from the last record asked about to the read head
+/// (at most the parser's read-ahead) and counts the newlines itself.
+#[derive(Default)]
+pub struct LineIndex {
+    window: VecDeque<u8>,
+    /// Byte offset of `window[0]`.
+    base: u64,
+    /// Newlines before `base`.
+    newlines: u64,
+}
+
+impl LineIndex {
+    /// The 1-based line on which the record whose csv position is `byte`
+    /// starts. Calls must come in record order.
+    pub fn record_line(&mut self, byte: u64) -> u64 {
+        let k = (byte.saturating_sub(self.base) as usize).min(self.window.len());
+        let (a, b) = self.window.as_slices();
+        let count = |s: &[u8]| s.iter().filter(|&&c| c == b'\n').count() as u64;
+        self.newlines += if k <= a.len() {
+            count(&a[..k])
+        } else {
+            count(a) + count(&b[..k - a.len()])
+        };
+        self.window.drain(..k);
+        self.base += k as u64;
+        // The position points at the rest of the previous terminator and
+        // any blank lines: the record starts after them.
+        let skipped = self
+            .window
+            .iter()
+            .take_while(|&&c| c == b'\n' || c == b'\r')
+            .filter(|&&c| c == b'\n')
+            .count() as u64;
+        self.newlines + skipped + 1
+    }
+}
+
+/// Feeds every byte read to a [`LineIndex`].
+pub struct CountLines<R> {
+    inner: R,
+    index: Rc<RefCell<LineIndex>>,
+}
+
+impl<R: Read> Read for CountLines<R> {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        let n = self.inner.read(buf)?;
+        self.index.borrow_mut().window.extend(&buf[..n]);
+        Ok(n)
+    }
 }
 
 /// Fails the read once more than `left` bytes went through.
@@ -168,6 +237,39 @@ mod tests {
         assert_eq!(all(SkipBom::new(Trickle(b""))), b"");
         assert_eq!(all(SkipBom::new(Trickle(b"\xEF\xBBx1"))), b"\xEF\xBBx1");
         assert_eq!(all(SkipBom::new(&b"abcdef"[..])), b"abcdef");
+    }
+
+    /// Line of each record as the csv parser reports it through the index.
+    fn lines(input: &str) -> Vec<u64> {
+        let index = Rc::new(RefCell::new(LineIndex::default()));
+        let reader = CountLines {
+            inner: Trickle(input.as_bytes()),
+            index: index.clone(),
+        };
+        let mut csv = csv::ReaderBuilder::new()
+            .has_headers(false)
+            .flexible(true)
+            .from_reader(reader);
+        let mut rec = csv::ByteRecord::new();
+        let mut out = Vec::new();
+        while csv.read_byte_record(&mut rec).unwrap() {
+            out.push(
+                index
+                    .borrow_mut()
+                    .record_line(rec.position().unwrap().byte()),
+            );
+        }
+        out
+    }
+
+    #[test]
+    fn record_lines_survive_crlf_blank_lines_and_quoted_newlines() {
+        assert_eq!(lines("h\n1\nx\n"), [1, 2, 3]);
+        assert_eq!(lines("h\r\n1\r\nx\r\n"), [1, 2, 3]);
+        assert_eq!(lines("h\n\n1\n\r\nx"), [1, 3, 5]);
+        assert_eq!(lines("h\r\n\r\n\r\n1\r\n"), [1, 4]);
+        assert_eq!(lines("h\n\"a\nb\",c\nx\n"), [1, 2, 4]);
+        assert_eq!(lines("h\r\n\"a\r\nb\"\r\nx\r\n"), [1, 2, 4]);
     }
 
     #[test]

@@ -27,7 +27,7 @@ pub use apply::{apply, Applied};
 use crate::segment::{IdType, Segment};
 use crate::store::RejectedRow;
 use crate::validate::{self, Key};
-use sort::{Dedupe, Entry, FinalWriter, SortKey, Sorter, Verdict};
+use sort::{Dedupe, Entry, FinalWriter, SortKey, Sorter, TextKey, Verdict};
 use std::collections::{BinaryHeap, HashMap};
 use std::fs::File;
 use std::path::{Path, PathBuf};
@@ -74,6 +74,8 @@ pub struct Prepared {
     pub rejected: Vec<RejectedRow>,
     /// Remarks for the execution log (ignored columns, duplicates).
     pub notes: Vec<String>,
+    /// The file's display name, for messages.
+    file: String,
     /// Distinct users to load.
     rows_loaded: u64,
     /// Partition values by index, as used in the run.
@@ -131,17 +133,13 @@ impl FileRefused {
 /// Refuses a file whose identifier type differs from the one the segment
 /// already holds (a `user_id` segment cannot take emails). The caller may
 /// run this before opening its transaction; [`apply`] checks again.
-pub fn check_segment(
-    segment: &Segment,
-    prepared: &Prepared,
-    file: &str,
-) -> Result<(), FileRefused> {
+pub fn check_segment(segment: &Segment, prepared: &Prepared) -> Result<(), FileRefused> {
     match segment.id_type {
         Some(t) if t != prepared.id_type => Err(FileRefused::new(id_type_change(
             &segment.name,
             t,
             prepared.id_type,
-            file,
+            &prepared.file,
         ))),
         _ => Ok(()),
     }
@@ -169,7 +167,7 @@ pub fn prepare(
     let gzip = input::is_gzip(name, &mut file)
         .map_err(|e| FileRefused::new(format!("failed to read `{name}`: {e}")))?
         || path.to_string_lossy().to_ascii_lowercase().ends_with(".gz");
-    let (reader, over_cap) = input::open(file, gzip, opts.max_decompressed_bytes);
+    let (reader, over_cap, lines) = input::open(file, gzip, opts.max_decompressed_bytes);
     let mut csv = csv::ReaderBuilder::new()
         .has_headers(false)
         .flexible(true)
@@ -181,6 +179,8 @@ pub fn prepare(
         over_cap,
         cap: opts.max_decompressed_bytes,
         record: csv::ByteRecord::new(),
+        lines,
+        line: 0,
     };
 
     if !scan.next_record(&mut csv)? {
@@ -192,7 +192,7 @@ pub fn prepare(
     if header.id_type.is_numeric() {
         read_rows::<i64>(&mut scan, &mut csv, header, opts)
     } else {
-        read_rows::<String>(&mut scan, &mut csv, header, opts)
+        read_rows::<TextKey>(&mut scan, &mut csv, header, opts)
     }
 }
 
@@ -211,6 +211,9 @@ struct Scan<'a> {
     over_cap: std::rc::Rc<std::cell::Cell<bool>>,
     cap: u64,
     record: csv::ByteRecord,
+    lines: std::rc::Rc<std::cell::RefCell<input::LineIndex>>,
+    /// Line the current record starts on.
+    line: u64,
 }
 
 impl Scan<'_> {
@@ -220,7 +223,13 @@ impl Scan<'_> {
         csv: &mut csv::Reader<R>,
     ) -> Result<bool, FileRefused> {
         match csv.read_byte_record(&mut self.record) {
-            Ok(more) => Ok(more),
+            Ok(more) => {
+                if more {
+                    let byte = self.record.position().map_or(0, |p| p.byte());
+                    self.line = self.lines.borrow_mut().record_line(byte);
+                }
+                Ok(more)
+            }
             Err(e) => Err(FileRefused::new(self.read_error(e))),
         }
     }
@@ -246,11 +255,11 @@ impl Scan<'_> {
     }
 
     fn line(&self) -> u64 {
-        self.record.position().map(|p| p.line()).unwrap_or(0)
+        self.line
     }
 
-    /// The current record's fields as text, or a refusal naming the line
-    /// and field holding invalid UTF-8.
+    /// Refuses the file when the current record is not UTF-8, naming the
+    /// line and the field.
     fn check_utf8(&self, headers: Option<&[String]>) -> Result<(), FileRefused> {
         if std::str::from_utf8(self.record.as_slice()).is_ok() {
             return Ok(());
@@ -411,11 +420,11 @@ impl FromKey for i64 {
     }
 }
 
-impl FromKey for String {
+impl FromKey for TextKey {
     fn from_key(k: Key) -> Self {
         match k {
-            Key::Text(s) => s,
-            Key::Int(i) => i.to_string(),
+            Key::Text(s) => TextKey::new(s),
+            Key::Int(i) => TextKey::new(i.to_string()),
         }
     }
 }
@@ -514,7 +523,7 @@ fn read_rows<K: FromKey>(
     tracing::debug!(
         file = name,
         rows_read,
-        runs = sorter.runs(),
+        spills = sorter.spills(),
         "read and sorted"
     );
 
@@ -606,6 +615,7 @@ fn read_rows<K: FromKey>(
         rows_rejected,
         rejected,
         notes,
+        file: name.to_string(),
         rows_loaded,
         partitions,
         counts,
@@ -754,6 +764,21 @@ mod tests {
                 }
             }
         }
+    }
+
+    #[test]
+    fn blank_lines_are_skipped_and_lines_still_count() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("b.csv");
+        std::fs::write(&path, "user_id,seg\n\n1,a\n\r\nx,b\n").unwrap();
+        let opts = LoadOptions {
+            max_rejected_ratio: 1.0,
+            temp_dir: dir.path().to_path_buf(),
+            max_decompressed_bytes: 1 << 20,
+        };
+        let p = prepare(&path, "b.csv", &opts).unwrap();
+        assert_eq!((p.rows_read, p.rows_loaded(), p.rows_rejected), (2, 1, 1));
+        assert_eq!(p.rejected[0].line, 5);
     }
 
     #[test]

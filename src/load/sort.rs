@@ -107,6 +107,74 @@ impl SortKey for String {
     }
 }
 
+/// A text key with its first eight bytes held inline (big-endian, zero
+/// padded), so that most comparisons in the sort and the merge never follow
+/// the pointer: same order as comparing the bytes.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TextKey {
+    prefix: u64,
+    text: Box<str>,
+}
+
+impl TextKey {
+    pub fn new(text: String) -> Self {
+        let mut head = [0u8; 8];
+        let n = text.len().min(8);
+        head[..n].copy_from_slice(&text.as_bytes()[..n]);
+        TextKey {
+            prefix: u64::from_be_bytes(head),
+            text: text.into_boxed_str(),
+        }
+    }
+}
+
+impl Ord for TextKey {
+    fn cmp(&self, other: &Self) -> Ordering {
+        self.prefix
+            .cmp(&other.prefix)
+            .then_with(|| self.text.as_bytes().cmp(other.text.as_bytes()))
+    }
+}
+
+impl PartialOrd for TextKey {
+    fn partial_cmp(&self, other: &Self) -> Option<Ordering> {
+        Some(self.cmp(other))
+    }
+}
+
+impl rusqlite::ToSql for TextKey {
+    fn to_sql(&self) -> rusqlite::Result<rusqlite::types::ToSqlOutput<'_>> {
+        Ok(rusqlite::types::ToSqlOutput::Borrowed(
+            rusqlite::types::ValueRef::Text(self.text.as_bytes()),
+        ))
+    }
+}
+
+impl SortKey for TextKey {
+    const FIXED: bool = false;
+
+    fn heap_bytes(&self) -> usize {
+        self.text.len()
+    }
+
+    fn write_to(&self, w: &mut impl Write) -> io::Result<()> {
+        w.write_all(&(self.text.len() as u32).to_le_bytes())?;
+        w.write_all(self.text.as_bytes())
+    }
+
+    fn read_from(r: &mut impl Read) -> io::Result<Option<Self>> {
+        Ok(String::read_from(r)?.map(TextKey::new))
+    }
+
+    fn from_sql(v: rusqlite::types::ValueRef<'_>) -> anyhow::Result<Self> {
+        String::from_sql(v).map(TextKey::new)
+    }
+
+    fn show(&self) -> String {
+        self.text.to_string()
+    }
+}
+
 /// Reads exactly `buf.len()` bytes; `false` if the stream ended before the
 /// first byte, an error if it ended in the middle.
 fn read_exact_or_end(r: &mut impl Read, buf: &mut [u8]) -> io::Result<bool> {
@@ -150,6 +218,8 @@ pub struct Sorter<K> {
     chunk_bytes: usize,
     budget: usize,
     runs: Vec<File>,
+    /// Chunks spilled so far (runs may have been folded since).
+    spills: usize,
     temp_dir: std::path::PathBuf,
 }
 
@@ -164,6 +234,7 @@ impl<K: SortKey> Sorter<K> {
             chunk_bytes: 0,
             budget,
             runs: Vec::new(),
+            spills: 0,
             temp_dir: temp_dir.to_path_buf(),
         }
     }
@@ -173,31 +244,40 @@ impl<K: SortKey> Sorter<K> {
         let heap = e.key.heap_bytes();
         self.chunk_bytes += if heap > 0 { heap + 16 } else { 0 };
         self.chunk.push(e);
-        let vec_bytes = self.chunk.capacity() * std::mem::size_of::<Entry<K>>();
-        if self.chunk.len() == self.chunk.capacity() || vec_bytes + self.chunk_bytes > self.budget {
+        // The reserved vector counts in full: its pages fill as it grows.
+        let reserved = self.chunk.capacity() * std::mem::size_of::<Entry<K>>();
+        if self.chunk.len() == self.chunk.capacity()
+            || (!K::FIXED && reserved + self.chunk_bytes >= self.budget)
+        {
             self.spill()?;
         }
         Ok(())
     }
 
-    /// How many runs were spilled to disk so far.
-    pub fn runs(&self) -> usize {
-        self.runs.len()
+    /// How many chunks were spilled to disk so far.
+    pub fn spills(&self) -> usize {
+        self.spills
     }
 
     fn spill(&mut self) -> io::Result<()> {
         self.chunk.sort_unstable();
-        let file = tempfile::tempfile_in(&self.temp_dir)?;
-        let mut w = BufWriter::with_capacity(RUN_BUFFER, file);
+        let mut w = RunWriter::new(&self.temp_dir)?;
         for e in self.chunk.drain(..) {
-            e.key.write_to(&mut w)?;
-            w.write_all(&e.part.to_le_bytes())?;
-            w.write_all(&e.line.to_le_bytes())?;
+            w.write(&e)?;
         }
-        let mut file = w.into_inner().map_err(|e| e.into_error())?;
-        file.seek(SeekFrom::Start(0))?;
-        self.runs.push(file);
+        self.runs.push(w.finish()?);
+        self.spills += 1;
         self.chunk_bytes = 0;
+        if self.runs.len() >= MAX_RUNS {
+            // Too many open runs would exhaust file descriptors and split
+            // the merge's buffers too thin: fold them into one.
+            let mut merged = merge::<K>(std::mem::take(&mut self.runs), Vec::new())?;
+            let mut w = RunWriter::new(&self.temp_dir)?;
+            while let Some(e) = merged.next_entry()? {
+                w.write(&e)?;
+            }
+            self.runs.push(w.finish()?);
+        }
         Ok(())
     }
 
@@ -205,19 +285,50 @@ impl<K: SortKey> Sorter<K> {
     /// order within a key.
     pub fn finish(mut self) -> io::Result<Merged<K>> {
         self.chunk.sort_unstable();
-        let mut sources: Vec<Source<K>> = self
-            .runs
-            .into_iter()
-            .map(|f| Source::Run(BufReader::with_capacity(RUN_BUFFER, f)))
-            .collect();
-        sources.push(Source::Memory(std::mem::take(&mut self.chunk).into_iter()));
-        let mut heap = BinaryHeap::with_capacity(sources.len());
-        for (i, s) in sources.iter_mut().enumerate() {
-            if let Some(e) = s.next_entry()? {
-                heap.push(Reverse((e, i)));
-            }
+        merge(self.runs, std::mem::take(&mut self.chunk))
+    }
+}
+
+/// Runs merged at once; more are folded into one first.
+const MAX_RUNS: usize = if cfg!(test) { 4 } else { 64 };
+
+fn merge<K: SortKey>(runs: Vec<File>, memory: Vec<Entry<K>>) -> io::Result<Merged<K>> {
+    let mut sources: Vec<Source<K>> = runs
+        .into_iter()
+        .map(|f| Source::Run(BufReader::with_capacity(RUN_BUFFER, f)))
+        .collect();
+    sources.push(Source::Memory(memory.into_iter()));
+    let mut heap = BinaryHeap::with_capacity(sources.len());
+    for (i, s) in sources.iter_mut().enumerate() {
+        if let Some(e) = s.next_entry()? {
+            heap.push(Reverse((e, i)));
         }
-        Ok(Merged { sources, heap })
+    }
+    Ok(Merged { sources, heap })
+}
+
+/// Writes an intermediate run: key, partition index, line.
+struct RunWriter {
+    w: BufWriter<File>,
+}
+
+impl RunWriter {
+    fn new(temp_dir: &Path) -> io::Result<Self> {
+        Ok(RunWriter {
+            w: BufWriter::with_capacity(RUN_BUFFER, tempfile::tempfile_in(temp_dir)?),
+        })
+    }
+
+    fn write<K: SortKey>(&mut self, e: &Entry<K>) -> io::Result<()> {
+        e.key.write_to(&mut self.w)?;
+        self.w.write_all(&e.part.to_le_bytes())?;
+        self.w.write_all(&e.line.to_le_bytes())
+    }
+
+    fn finish(self) -> io::Result<File> {
+        let mut file = self.w.into_inner().map_err(|e| e.into_error())?;
+        file.seek(SeekFrom::Start(0))?;
+        Ok(file)
     }
 }
 
@@ -283,7 +394,9 @@ pub enum Verdict<K> {
 /// Walks a merge and judges each entry against the first row of its key.
 pub struct Dedupe<K> {
     merged: Merged<K>,
-    first: Option<(K, u64, u32)>,
+    /// The first row of the key being walked, handed out as `Keep` once
+    /// the next key shows up (holding it saves cloning every key).
+    first: Option<Entry<K>>,
 }
 
 impl<K: SortKey> Dedupe<K> {
@@ -294,25 +407,29 @@ impl<K: SortKey> Dedupe<K> {
         }
     }
 
+    /// The next verdict. Keys come out in order; the later rows of a key
+    /// are judged before its kept first row is handed out.
     pub fn next_verdict(&mut self) -> io::Result<Option<Verdict<K>>> {
-        let Some(e) = self.merged.next_entry()? else {
-            return Ok(None);
-        };
-        if let Some((key, line, part)) = &self.first {
-            if *key == e.key {
-                return Ok(Some(if *part == e.part {
-                    Verdict::Duplicate
-                } else {
-                    Verdict::Conflict {
-                        first_line: *line,
-                        first_part: *part,
-                        later: e,
-                    }
-                }));
+        loop {
+            let Some(e) = self.merged.next_entry()? else {
+                return Ok(self.first.take().map(Verdict::Keep));
+            };
+            match &self.first {
+                Some(first) if first.key == e.key => {
+                    return Ok(Some(if first.part == e.part {
+                        Verdict::Duplicate
+                    } else {
+                        Verdict::Conflict {
+                            first_line: first.line,
+                            first_part: first.part,
+                            later: e,
+                        }
+                    }));
+                }
+                Some(_) => return Ok(self.first.replace(e).map(Verdict::Keep)),
+                None => self.first = Some(e),
             }
         }
-        self.first = Some((e.key.clone(), e.line, e.part));
-        Ok(Some(Verdict::Keep(e)))
     }
 }
 
@@ -384,7 +501,12 @@ mod tests {
         for (i, k) in keys.iter().enumerate() {
             s.push(entry(k.to_string(), i as u64 + 2, 0)).unwrap();
         }
-        assert!(s.runs.len() > 1, "expected spills, got {}", s.runs.len());
+        assert!(
+            s.spills() >= MAX_RUNS,
+            "expected spills, got {}",
+            s.spills()
+        );
+        assert!(s.runs.len() < MAX_RUNS, "runs should have been folded");
         let mut m = s.finish().unwrap();
         let mut out = Vec::new();
         while let Some(e) = m.next_entry().unwrap() {
@@ -404,6 +526,31 @@ mod tests {
         .map(|(k, l)| (k.to_string(), *l))
         .collect();
         assert_eq!(out, want);
+    }
+
+    #[test]
+    fn text_keys_order_by_bytes() {
+        let words = [
+            "",
+            "a",
+            "a\u{0}",
+            "ab",
+            "abcdefgh",
+            "abcdefgh\u{0}",
+            "abcdefgi",
+            "B",
+            "é",
+        ];
+        for a in words {
+            for b in words {
+                let (ka, kb) = (TextKey::new(a.into()), TextKey::new(b.into()));
+                assert_eq!(
+                    ka.cmp(&kb),
+                    a.as_bytes().cmp(b.as_bytes()),
+                    "{a:?} vs {b:?}"
+                );
+            }
+        }
     }
 
     #[test]
@@ -429,9 +576,9 @@ mod tests {
             got,
             [
                 "keep -1 line 5",
-                "keep 5 line 2",
                 "dup",
-                "conflict line 4 vs 2"
+                "conflict line 4 vs 2",
+                "keep 5 line 2"
             ]
         );
     }

@@ -7,13 +7,21 @@
 //! between runs). Each measurement runs in a child process of its own so
 //! that its peak memory (max RSS) is its own.
 //!
-//! A refresh is measured as phases (`prepare`, `apply`, `commit`); a
-//! download phase can be added in front by measuring it in
-//! [`refresh_file`]'s caller and pushing it onto the returned phases.
+//! Two kinds of scenario:
+//! - `segsync refresh` end to end: the release binary, as a user runs it,
+//!   fetching the file from a real FTP server on loopback (libunftp, in this
+//!   process) — listing, download with SHA-256, validation, sort, load,
+//!   partitions and the execution row; first a full load, then the SCD diff;
+//! - library phases (`prepare`, `apply`, `commit`) on local files, to show
+//!   where the time goes, for `user_id`, `email` and `mobile` identifiers.
+
+#[allow(dead_code)]
+#[path = "../tests/common/ftpserver.rs"]
+mod ftpserver;
 
 use rusqlite::TransactionBehavior;
 use segsync::load::{self, LoadOptions};
-use segsync::segment::{AlertState, DraftSettings, Segment, SegmentType, Status};
+use segsync::segment::{Segment, SegmentType, Status};
 use segsync::store::Store;
 use std::fs::File;
 use std::io::{BufWriter, Write};
@@ -75,13 +83,14 @@ fn main() {
         ]),
     );
     remove_db(&base);
-    let full = run_child("segsync full refresh (user_id)", "full", &db, &uid);
-    let diff = run_child("segsync SCD diff (user_id)", "diff", &db, &uid_next);
+    let (full, diff) = over_ftp(&dir, &uid, &uid_next);
+    run_child("phases: full refresh (user_id)", "full", &db, &uid);
+    run_child("phases: SCD diff (user_id)", "diff", &db, &uid_next);
     run_child("segsync full refresh (email)", "full", &db_email, &email);
     run_child("segsync full refresh (mobile)", "full", &db_mobile, &mobile);
     if let (Some(b), Some(f), Some(d)) = (baseline, full, diff) {
         println!(
-            "\nfull refresh: {:.2}x the baseline's time; SCD diff: {:.2}x",
+            "\nsegsync refresh over FTP: {:.2}x the baseline's time; SCD diff over FTP: {:.2}x",
             f / b,
             d / b
         );
@@ -89,6 +98,73 @@ fn main() {
     for p in [&db, &db_email, &db_mobile] {
         remove_db(p);
     }
+}
+
+/// `segsync refresh` over loopback FTP, as a user runs it: a full load of
+/// `first`, then the SCD diff to `second`. Returns both wall times.
+fn over_ftp(dir: &Path, first: &Path, second: &Path) -> (Option<f64>, Option<f64>) {
+    let root = dir.join("ftp-root");
+    let case = dir.join("ftp-case");
+    let _ = std::fs::remove_dir_all(&root);
+    let _ = std::fs::remove_dir_all(&case);
+    std::fs::create_dir_all(root.join("seg")).unwrap();
+    std::fs::create_dir_all(&case).unwrap();
+    let server = ftpserver::FtpServer::start(&root);
+    std::fs::write(
+        case.join("segments.toml"),
+        format!("min_file_age = \"0s\"\n{}", server.config("bench", "/")),
+    )
+    .unwrap();
+    let segsync = |now: &str, args: &[&str]| {
+        let mut c = Command::new(env!("CARGO_BIN_EXE_segsync"));
+        c.current_dir(&case)
+            .env(ftpserver::PASSWORD_ENV, ftpserver::PASSWORD)
+            .env("NO_COLOR", "1")
+            .arg("--config")
+            .arg(case.join("segments.toml"))
+            .args(["--now", now, "-q"])
+            .args(args);
+        c
+    };
+    let created = segsync(
+        "2024-01-01T00:00:00Z",
+        &[
+            "create",
+            "bench",
+            "--type",
+            "scd",
+            "--ftp",
+            "bench",
+            "--path",
+            "seg",
+            "--frequency",
+            "daily",
+        ],
+    )
+    .output()
+    .unwrap();
+    assert!(created.status.success(), "{created:?}");
+    let place = |file: &Path, name: &str, at: &str| {
+        let dest = root.join("seg").join(name);
+        if std::fs::hard_link(file, &dest).is_err() {
+            std::fs::copy(file, &dest).unwrap();
+        }
+        ftpserver::set_modified(&dest, ftpserver::at(at));
+    };
+    place(first, "bench__1.csv", "2023-12-31T23:00:00Z");
+    let full = run_measured(
+        "segsync refresh over FTP (user_id)",
+        &mut segsync("2024-01-01T02:00:00Z", &["refresh", "bench"]),
+    );
+    place(second, "bench__2.csv", "2024-01-01T23:00:00Z");
+    let diff = run_measured(
+        "segsync SCD diff over FTP (user_id)",
+        &mut segsync("2024-01-02T02:00:00Z", &["refresh", "bench"]),
+    );
+    drop(server);
+    let _ = std::fs::remove_dir_all(&root);
+    let _ = std::fs::remove_dir_all(&case);
+    (full, diff)
 }
 
 fn remove_db(p: &Path) {
@@ -124,6 +200,16 @@ fn run_measured(label: &str, cmd: &mut Command) -> Option<f64> {
         c.args(cmd.get_args());
         c
     };
+    // Keep what the caller set up besides the program and its arguments.
+    if let Some(d) = cmd.get_current_dir() {
+        full.current_dir(d);
+    }
+    for (k, v) in cmd.get_envs() {
+        match v {
+            Some(v) => full.env(k, v),
+            None => full.env_remove(k),
+        };
+    }
     let start = Instant::now();
     let out = match full.output() {
         Ok(o) => o,
@@ -216,22 +302,8 @@ fn new_segment(store: &mut Store) -> Segment {
     let now = chrono::DateTime::parse_from_rfc3339("2024-01-01T00:00:00Z")
         .unwrap()
         .to_utc();
-    let mut s = Segment {
-        id: 0,
-        name: "bench".into(),
-        description: String::new(),
-        seg_type: SegmentType::Scd,
-        status: Status::Active,
-        schedule: None,
-        draft: DraftSettings::default(),
-        recipients: vec![],
-        id_type: None,
-        partition_column: None,
-        schedule_anchor: now,
-        created_at: now,
-        updated_at: now,
-        alert_state: AlertState::Ok,
-    };
+    let mut s = Segment::new_draft("bench", Some(SegmentType::Scd), now);
+    s.status = Status::Active;
     s.id = store.insert_segment(&s).unwrap();
     s
 }

@@ -162,35 +162,21 @@ fn from_row(r: &Row) -> rusqlite::Result<Execution> {
 /// transaction (`conn` may be a `Transaction`).
 pub fn insert_execution(conn: &Connection, e: &Execution) -> Result<i64> {
     conn.execute(
-        "INSERT INTO execution (segment_id, slot, trigger, attempt, started_at, finished_at, \
-         outcome, file, file_size, file_modified, sha256, rows_read, rows_loaded, \
-         rows_rejected, added, removed, changed, error, notes, notified)
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, \
-         ?18, ?19, ?20)",
+        "INSERT INTO execution (segment_id, slot, trigger, attempt, started_at, outcome)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
         params![
             e.segment_id,
             e.slot.map(ts),
             e.trigger.as_str(),
             e.attempt,
             ts(e.started_at),
-            e.finished_at.map(ts),
             e.outcome.as_str(),
-            e.file,
-            e.file_size,
-            e.file_modified.map(ts),
-            e.sha256,
-            e.rows_read,
-            e.rows_loaded,
-            e.rows_rejected,
-            e.added,
-            e.removed,
-            e.changed,
-            e.error,
-            e.notes,
-            e.notified,
         ],
     )?;
-    Ok(conn.last_insert_rowid())
+    let id = conn.last_insert_rowid();
+    // The result columns are written the way a finished execution is.
+    finish_execution(conn, &Execution { id, ..e.clone() })?;
+    Ok(id)
 }
 
 /// Rewrites every result column of execution `e.id` (outcome, file, counts,

@@ -104,63 +104,31 @@ fn from_row(r: &Row) -> rusqlite::Result<Segment> {
 impl Store {
     /// Inserts a new segment and returns its id. The caller has validated it.
     pub fn insert_segment(&mut self, s: &Segment) -> Result<i64> {
-        let (ftp, path, frequency, from, to) = settings_columns(s);
-        self.conn
-            .execute(
-                "INSERT INTO segment (name, description, type, upload_type, status, ftp, path, \
-                 frequency, valid_from, valid_to, recipients, schedule_anchor, created_at, \
-                 updated_at, alert_state)
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15)",
-                params![
-                    s.name,
-                    s.description,
-                    type_column(s),
-                    s.upload_type(),
-                    s.status.as_str(),
-                    ftp,
-                    path,
-                    frequency,
-                    from,
-                    to,
-                    serde_json::to_string(&s.recipients)?,
-                    ts(s.schedule_anchor),
-                    ts(s.created_at),
-                    ts(s.updated_at),
-                    s.alert_state.as_str(),
-                ],
-            )
-            .with_context(|| format!("failed to save segment `{}`", s.name))?;
-        Ok(self.conn.last_insert_rowid())
+        let tx = self.conn.transaction()?;
+        tx.execute(
+            "INSERT INTO segment (name, type, upload_type, status, schedule_anchor, created_at, \
+             updated_at) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
+            params![
+                s.name,
+                type_column(s),
+                s.upload_type(),
+                s.status.as_str(),
+                ts(s.schedule_anchor),
+                ts(s.created_at),
+                ts(s.updated_at),
+            ],
+        )
+        .with_context(|| format!("failed to save segment `{}`", s.name))?;
+        let id = tx.last_insert_rowid();
+        // Every other column is written the way an edit writes it.
+        write_segment(&tx, id, s)?;
+        tx.commit()?;
+        Ok(id)
     }
 
     /// Rewrites every editable column of an existing segment.
     pub fn update_segment(&mut self, s: &Segment) -> Result<()> {
-        let (ftp, path, frequency, from, to) = settings_columns(s);
-        self.conn
-            .execute(
-                "UPDATE segment SET description = ?2, type = ?3, upload_type = ?4, status = ?5, \
-                 ftp = ?6, path = ?7, frequency = ?8, valid_from = ?9, valid_to = ?10, \
-                 recipients = ?11, schedule_anchor = ?12, updated_at = ?13, alert_state = ?14
-                 WHERE id = ?1",
-                params![
-                    s.id,
-                    s.description,
-                    type_column(s),
-                    s.upload_type(),
-                    s.status.as_str(),
-                    ftp,
-                    path,
-                    frequency,
-                    from,
-                    to,
-                    serde_json::to_string(&s.recipients)?,
-                    ts(s.schedule_anchor),
-                    ts(s.updated_at),
-                    s.alert_state.as_str(),
-                ],
-            )
-            .with_context(|| format!("failed to update segment `{}`", s.name))?;
-        Ok(())
+        write_segment(&self.conn, s.id, s)
     }
 
     /// The segment named `name`, if any.
@@ -231,6 +199,35 @@ impl Store {
             |r| r.get(0),
         )?)
     }
+}
+
+/// Writes every editable column of segment `id` from `s`.
+fn write_segment(conn: &rusqlite::Connection, id: i64, s: &Segment) -> Result<()> {
+    let (ftp, path, frequency, from, to) = settings_columns(s);
+    conn.execute(
+        "UPDATE segment SET description = ?2, type = ?3, upload_type = ?4, status = ?5, \
+         ftp = ?6, path = ?7, frequency = ?8, valid_from = ?9, valid_to = ?10, \
+         recipients = ?11, schedule_anchor = ?12, updated_at = ?13, alert_state = ?14
+         WHERE id = ?1",
+        params![
+            id,
+            s.description,
+            type_column(s),
+            s.upload_type(),
+            s.status.as_str(),
+            ftp,
+            path,
+            frequency,
+            from,
+            to,
+            serde_json::to_string(&s.recipients)?,
+            ts(s.schedule_anchor),
+            ts(s.updated_at),
+            s.alert_state.as_str(),
+        ],
+    )
+    .with_context(|| format!("failed to update segment `{}`", s.name))?;
+    Ok(())
 }
 
 /// Sets a segment's status; usable inside the transaction of a load.

@@ -228,19 +228,26 @@ fn refusals_exit_2_and_write_nothing() {
 #[test]
 fn drafts_are_saved_partial_and_completed_by_create() {
     let sb = sandbox();
-    sb.run_at(
-        NOW,
-        &[
-            "create",
-            "later",
-            "--draft",
-            "--ftp",
-            "emea",
-            "--description",
-            "wip",
-        ],
-    )
-    .expect(0);
+    let r = sb
+        .run_at(
+            NOW,
+            &[
+                "create",
+                "later",
+                "--draft",
+                "--ftp",
+                "emea",
+                "--description",
+                "wip",
+            ],
+        )
+        .expect(0);
+    // The hint names this draft, so it can be copied as it is.
+    assert!(
+        r.stdout.contains("`segsync create later --type"),
+        "{}",
+        r.stdout
+    );
     let v = show(&sb, "later");
     assert_eq!(v["status"], "draft");
     assert_eq!(v["type"], serde_json::Value::Null);

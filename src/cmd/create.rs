@@ -61,7 +61,10 @@ pub fn run(app: &mut App, args: CreateArgs) -> Result<()> {
         crate::output::print_json(&view)?;
     } else {
         let detail = match (&seg.schedule, seg.status) {
-            (_, Status::Draft) => "not scheduled until completed with `segsync create NAME`".into(),
+            (_, Status::Draft) => format!(
+                "not scheduled until completed with `segsync create {} --type scd|non-scd ...`",
+                seg.name
+            ),
             (Some(s), _) => format!(
                 "{} {} upload from ftp `{}` folder `/{}`",
                 seg.seg_type, s.frequency, s.ftp, s.path

@@ -255,6 +255,18 @@ fn manual_segments_load_local_files() {
         .expect(0);
     let r = sb.run_at(DAY1, &["refresh", "vip"]).expect(2);
     assert!(r.stderr.contains("--file"), "{}", r.stderr);
+    // A mistyped path or a folder is a usage error and logs no execution.
+    let r = sb
+        .run_at(DAY1, &["refresh", "vip", "--file", "no-such.csv"])
+        .expect(2);
+    assert!(r.stderr.contains("--file"), "{}", r.stderr);
+    assert!(r.stderr.contains("no-such.csv"), "{}", r.stderr);
+    sb.run_at(DAY1, &["refresh", "vip", "--file", "."])
+        .expect(2);
+    assert_eq!(
+        sb.run_at(DAY1, &["logs", "--json"]).expect(0).json(),
+        serde_json::json!([])
+    );
     // members refuses an inprogress segment: nothing has loaded yet.
     sb.run_at(DAY1, &["members", "vip"]).expect(2);
     let f = sb.write(

@@ -27,6 +27,40 @@ pub fn stderr_is_terminal() -> bool {
     std::io::stderr().is_terminal()
 }
 
+/// `println!` for command output: a reader that went away
+/// (`segsync logs | head`) is not an error, and the rest is dropped.
+#[macro_export]
+macro_rules! outln {
+    () => {
+        $crate::output::write_stdout(format_args!("\n"))
+    };
+    ($($arg:tt)*) => {
+        $crate::output::write_stdout(format_args!("{}\n", format_args!($($arg)*)))
+    };
+}
+
+/// Writes to stdout for [`outln!`]; a closed pipe is ignored, any other
+/// failure panics as `println!` would.
+pub fn write_stdout(args: fmt::Arguments<'_>) {
+    use std::io::Write;
+    match std::io::stdout().lock().write_fmt(args) {
+        Err(e) if e.kind() != std::io::ErrorKind::BrokenPipe => {
+            panic!("failed printing to stdout: {e}")
+        }
+        _ => {}
+    }
+}
+
+/// Writes `bytes` to stdout, ignoring a closed pipe like [`outln!`].
+pub fn write_stdout_bytes(bytes: &[u8]) -> anyhow::Result<()> {
+    use std::io::Write;
+    let mut out = std::io::stdout().lock();
+    match out.write_all(bytes).and_then(|()| out.flush()) {
+        Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => Ok(()),
+        other => Ok(other?),
+    }
+}
+
 /// Prints `value` as pretty JSON on stdout. A reader that went away
 /// (`segsync logs --json | head`) is not an error.
 pub fn print_json<T: Serialize + ?Sized>(value: &T) -> anyhow::Result<()> {

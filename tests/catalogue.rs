@@ -501,3 +501,27 @@ fn completions_for_each_shell() {
         assert!(out.contains("run-due"), "{shell}");
     }
 }
+
+#[test]
+fn a_reader_that_goes_away_is_not_an_error() {
+    // `segsync show NAME | head -1`: the pipe closes before segsync writes.
+    let sb = sandbox();
+    create_weekly(&sb, "hv");
+    for args in [
+        vec!["--now", NOW, "show", "hv"],
+        vec!["--now", NOW, "list"],
+        vec!["completions", "bash"],
+    ] {
+        let mut child = sb
+            .cmd(&args)
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .unwrap();
+        drop(child.stdout.take());
+        let out = child.wait_with_output().unwrap();
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(0), "{args:?}: {stderr}");
+        assert!(!stderr.contains("panicked"), "{args:?}: {stderr}");
+    }
+}

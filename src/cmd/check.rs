@@ -50,7 +50,7 @@ pub fn run(app: &mut App, args: CheckArgs) -> Result<()> {
     if app.json {
         crate::output::print_json(&outcomes)?;
     } else if outcomes.is_empty() {
-        println!(
+        crate::outln!(
             "nothing to check: `{}` configures no [[ftp]] connection and no [smtp]",
             app.config.path.display()
         );
@@ -74,9 +74,11 @@ pub fn run(app: &mut App, args: CheckArgs) -> Result<()> {
 fn print_line(o: &Outcome, color: bool) {
     let label = format!("{} `{}` ({})", o.kind, o.name, o.url);
     match (&o.detail, &o.error) {
-        (Some(d), _) if o.ok => println!("{} {label}: {d}", paint("ok  ", Color::Green, color)),
-        (_, Some(e)) => println!("{} {e}", paint("FAIL", Color::Red, color)),
-        _ => println!("{} {label}", paint("FAIL", Color::Red, color)),
+        (Some(d), _) if o.ok => {
+            crate::outln!("{} {label}: {d}", paint("ok  ", Color::Green, color))
+        }
+        (_, Some(e)) => crate::outln!("{} {e}", paint("FAIL", Color::Red, color)),
+        _ => crate::outln!("{} {label}", paint("FAIL", Color::Red, color)),
     }
 }
 

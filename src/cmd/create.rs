@@ -74,7 +74,7 @@ pub fn run(app: &mut App, args: CreateArgs) -> Result<()> {
                 seg.seg_type, seg.name
             ),
         };
-        println!("{what} segment `{}` ({}): {detail}", seg.name, seg.status);
+        crate::outln!("{what} segment `{}` ({}): {detail}", seg.name, seg.status);
     }
     Ok(())
 }

@@ -14,7 +14,7 @@ pub fn run(app: &mut App, args: NameArg) -> Result<()> {
             seg.name
         ),
         Status::Inactive => {
-            println!("segment `{}` is already inactive", seg.name);
+            crate::outln!("segment `{}` is already inactive", seg.name);
             return Ok(());
         }
         Status::Active | Status::InProgress => {}
@@ -22,10 +22,11 @@ pub fn run(app: &mut App, args: NameArg) -> Result<()> {
     seg.status = Status::Inactive;
     seg.updated_at = app.clock.start();
     app.store()?.update_segment(&seg)?;
-    println!(
+    crate::outln!(
         "deactivated segment `{}`: it is no longer refreshed or served; its data is kept. Bring \
          it back with `segsync edit {} --activate`",
-        seg.name, seg.name
+        seg.name,
+        seg.name
     );
     Ok(())
 }

@@ -72,9 +72,9 @@ pub fn run(app: &mut App, args: EditArgs) -> Result<()> {
         let v = super::show::view(app, &seg)?;
         return crate::output::print_json(&v);
     }
-    println!("updated segment `{}` ({})", seg.name, seg.status);
+    crate::outln!("updated segment `{}` ({})", seg.name, seg.status);
     for n in notes {
-        println!("  {n}");
+        crate::outln!("  {n}");
     }
     Ok(())
 }

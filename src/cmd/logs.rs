@@ -31,11 +31,11 @@ pub fn run(app: &mut App, args: LogsArgs) -> Result<()> {
         return crate::output::print_json(&execs);
     }
     if execs.is_empty() {
-        println!("no executions{}", if args.failed { " failed" } else { "" });
+        crate::outln!("no executions{}", if args.failed { " failed" } else { "" });
         return Ok(());
     }
     for e in &execs {
-        println!(
+        crate::outln!(
             "{}",
             line(e, app.config.timezone, app.color, args.name.is_none())
         );

@@ -91,7 +91,7 @@ pub fn run(app: &mut App, args: RefreshArgs) -> Result<()> {
     if app.json {
         crate::output::print_json(&finished)?;
     } else {
-        println!(
+        crate::outln!(
             "{}",
             super::logs::line(&finished, app.config.timezone, app.color, true)
         );

@@ -525,3 +525,15 @@ fn a_reader_that_goes_away_is_not_an_error() {
         assert!(!stderr.contains("panicked"), "{args:?}: {stderr}");
     }
 }
+
+#[test]
+fn check_says_when_no_email_is_configured() {
+    // Nothing listens on port 1: the connection is refused at once.
+    let sb = Sandbox::new("[[ftp]]\nname = \"down\"\nurl = \"ftp://127.0.0.1:1\"\n");
+    let r = sb.run(&["check"]).expect(1);
+    assert!(r.stdout.contains("FAIL"), "{}", r.stdout);
+    assert!(r.stdout.contains("no [smtp] section"), "{}", r.stdout);
+    // The JSON array holds connections only.
+    let v = sb.run(&["check", "--json"]).expect(1).json();
+    assert_eq!(v.as_array().unwrap().len(), 1);
+}

@@ -58,6 +58,15 @@ pub fn run(app: &mut App, args: CheckArgs) -> Result<()> {
         for o in &outcomes {
             print_line(o, app.color);
         }
+        // Say so rather than stay silent: without [smtp] failures reach no one.
+        if app.config.smtp.is_none() && args.send_test.is_none() {
+            crate::outln!(
+                "{} smtp: `{}` has no [smtp] section: no email is sent, failures are only in \
+                 `segsync logs`",
+                paint("--  ", Color::Dim, app.color),
+                app.config.path.display()
+            );
+        }
     }
 
     let failed = outcomes.iter().filter(|o| !o.ok).count();

@@ -208,6 +208,11 @@ pub struct LogsArgs {
     /// At most this many executions [default: 50]
     #[arg(long, value_name = "N")]
     pub limit: Option<usize>,
+
+    /// Also list each execution's rejected rows: line, field, reason and
+    /// content (the first 1,000 of each execution are kept)
+    #[arg(long)]
+    pub rejected: bool,
 }
 
 #[derive(Debug, Args)]

@@ -342,6 +342,14 @@ fn edit_upload_settings_and_reactivate() {
         .expect(0)
         .stdout
         .contains("already inactive"));
+    // With --json, like create and edit: the segment object, even when
+    // it was already inactive.
+    let v = sb
+        .run_at(NOW, &["deactivate", "hv", "--json"])
+        .expect(0)
+        .json();
+    assert_eq!(v["name"], "hv");
+    assert_eq!(v["status"], "inactive");
     sb.run_at(NOW, &["edit", "hv", "--activate"]).expect(0);
     assert_eq!(show(&sb, "hv")["status"], "inprogress");
 

@@ -545,3 +545,55 @@ fn check_says_when_no_email_is_configured() {
     let v = sb.run(&["check", "--json"]).expect(1).json();
     assert_eq!(v.as_array().unwrap().len(), 1);
 }
+
+#[test]
+fn a_window_with_no_slot_left_is_warned_about() {
+    let sb = sandbox();
+    // Monthly, window over before now (2026-12-03): never scheduled.
+    let r = sb
+        .run_at(
+            NOW,
+            &[
+                "create",
+                "ended",
+                "--type",
+                "scd",
+                "--ftp",
+                "apac",
+                "--frequency",
+                "monthly",
+                "--from",
+                "2026-01-01",
+                "--to",
+                "2026-12-02",
+            ],
+        )
+        .expect(0);
+    assert!(r.stderr.contains("no slot is left"), "{}", r.stderr);
+    assert!(r.stderr.contains("segsync edit ended --to"), "{}", r.stderr);
+    let r = sb.run_at(NOW, &["edit", "ended", "--no-end"]).expect(0);
+    assert!(!r.stderr.contains("no slot"), "{}", r.stderr);
+    // An end before today with no --from names the default start.
+    let r = sb
+        .run_at(
+            NOW,
+            &[
+                "create",
+                "past",
+                "--type",
+                "scd",
+                "--ftp",
+                "apac",
+                "--frequency",
+                "daily",
+                "--to",
+                "2026-01-01",
+            ],
+        )
+        .expect(2);
+    assert!(
+        r.stderr.contains("--from defaults to today"),
+        "{}",
+        r.stderr
+    );
+}

@@ -50,6 +50,9 @@ pub fn run(app: &mut App, args: CreateArgs) -> Result<()> {
         store.update_segment(&seg)?;
     }
 
+    if let Some(w) = super::show::no_slot_left(app, &seg) {
+        eprintln!("{w}");
+    }
     let what = match (args.draft, is_new) {
         (true, true) => "saved draft",
         (true, false) => "updated draft",

@@ -68,6 +68,9 @@ pub fn run(app: &mut App, args: EditArgs) -> Result<()> {
     seg.updated_at = now;
     app.store()?.update_segment(&seg)?;
 
+    if let Some(w) = super::show::no_slot_left(app, &seg) {
+        eprintln!("{w}");
+    }
     if app.json {
         let v = super::show::view(app, &seg)?;
         return crate::output::print_json(&v);

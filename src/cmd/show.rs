@@ -86,6 +86,28 @@ pub fn view(app: &mut App, seg: &Segment) -> Result<SegmentView> {
     })
 }
 
+/// A warning for a segment that run-due will never refresh: it is
+/// scheduled and inprogress or active, but no slot is left in its validity
+/// window (typically a `--to` in the past).
+pub fn no_slot_left(app: &App, seg: &Segment) -> Option<String> {
+    let s = seg.schedule.as_ref()?;
+    if !matches!(seg.status, Status::InProgress | Status::Active) {
+        return None;
+    }
+    let next = crate::schedule::upcoming(&app.config, s, seg.schedule_anchor, app.clock.start(), 1);
+    if !next.is_empty() {
+        return None;
+    }
+    let to =
+        s.to.map(|d| d.to_string())
+            .unwrap_or_else(|| "no end".into());
+    Some(format!(
+        "warning: no slot is left in `{}`'s validity window ({} to {to}), so run-due will never \
+         refresh it; extend it with `segsync edit {} --to YYYY-MM-DD` or `--no-end`",
+        seg.name, s.from, seg.name
+    ))
+}
+
 /// The segment named `name`, or a usage error saying how to find names.
 pub fn find(app: &mut App, name: &str) -> Result<Segment> {
     match app.store()?.segment(name)? {

@@ -15,8 +15,10 @@ pub struct Cli {
     pub command: Command,
 }
 
-/// Options every command takes.
+/// Options every command takes. Under a heading of their own, so that a
+/// command's `--help` does not interleave them with its own options.
 #[derive(Debug, Args, Clone)]
+#[command(next_help_heading = "Global options")]
 pub struct Global {
     /// Configuration file [default: $SEGSYNC_CONFIG, else ./segments.toml]
     #[arg(long, global = true, value_name = "PATH")]

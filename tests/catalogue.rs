@@ -597,3 +597,12 @@ fn a_window_with_no_slot_left_is_warned_about() {
         r.stderr
     );
 }
+
+#[test]
+fn command_help_keeps_global_options_apart() {
+    let out = sandbox().run(&["create", "--help"]).expect(0).stdout;
+    let global = out.find("Global options:").expect(&out);
+    // The command's own options come first, the shared ones after.
+    assert!(out.find("--draft").unwrap() < global, "{out}");
+    assert!(out.find("--now <TIME>").unwrap() > global, "{out}");
+}

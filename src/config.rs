@@ -149,8 +149,20 @@ impl Config {
                 ))
                 .into())
             }
+            // A folder, a binary file, no permission: still the user's choice of
+            // file, so a configuration error (exit 2) saying which file and why.
             Err(e) => {
-                return Err(e).with_context(|| format!("failed to read `{}`", path.display()))
+                let why = match e.kind() {
+                    std::io::ErrorKind::InvalidData => "it is not UTF-8 text".to_string(),
+                    _ if path.is_dir() => "it is a folder".to_string(),
+                    _ => e.to_string(),
+                };
+                return Err(UsageError(format!(
+                    "cannot read the configuration `{}` (from {how}): {why}; point it at a \
+                     segments.toml file",
+                    path.display()
+                ))
+                .into());
             }
         };
         Config::parse(&text, &path)

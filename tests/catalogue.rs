@@ -606,3 +606,15 @@ fn command_help_keeps_global_options_apart() {
     assert!(out.find("--draft").unwrap() < global, "{out}");
     assert!(out.find("--now <TIME>").unwrap() > global, "{out}");
 }
+
+#[test]
+fn a_config_that_is_not_a_text_file_is_a_configuration_error() {
+    let sb = sandbox();
+    std::fs::create_dir(sb.path().join("conf.d")).unwrap();
+    let r = sb.run(&["--config", "conf.d", "list"]).expect(2);
+    assert!(r.stderr.contains("`conf.d`"), "{}", r.stderr);
+    assert!(r.stderr.contains("it is a folder"), "{}", r.stderr);
+    sb.write("bin.toml", b"database = \"\xff\"\n");
+    let r = sb.run(&["--config", "bin.toml", "list"]).expect(2);
+    assert!(r.stderr.contains("not UTF-8"), "{}", r.stderr);
+}

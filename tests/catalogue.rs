@@ -618,3 +618,20 @@ fn a_config_that_is_not_a_text_file_is_a_configuration_error() {
     let r = sb.run(&["--config", "bin.toml", "list"]).expect(2);
     assert!(r.stderr.contains("not UTF-8"), "{}", r.stderr);
 }
+
+#[test]
+fn a_database_file_that_is_not_sqlite_is_refused_untouched() {
+    let sb = sandbox();
+    let db = sb.write("segments.db", "id,name\n1,not a database\n");
+    let r = sb.run_at(NOW, &["list"]).expect(2);
+    assert!(
+        r.stderr.contains("is not a SQLite database"),
+        "{}",
+        r.stderr
+    );
+    assert!(r.stderr.contains("`database`"), "{}", r.stderr);
+    assert_eq!(
+        std::fs::read_to_string(db).unwrap(),
+        "id,name\n1,not a database\n"
+    );
+}

@@ -7,7 +7,7 @@
 //! (see [`FtpConn::password`]), so `list` or `show` work without them.
 
 use crate::error::UsageError;
-use anyhow::{Context, Result};
+use anyhow::Result;
 use chrono::NaiveTime;
 use chrono_tz::Tz;
 use serde::Deserialize;

@@ -54,9 +54,14 @@ fn main() -> anyhow::Result<()> {
     )?;
     println!("demo folder: {}", work.path().display());
     println!(
-        "FTP server:  {}  (serving {})\n",
+        "FTP server:  {}  (serving {})",
         server.url(),
         ftp_root.display()
+    );
+    // The commands below are shown without it, for brevity.
+    println!(
+        "config:      {} (every command below runs with --config pointing at it)\n",
+        config.display()
     );
     let cfg = config.to_str().expect("utf-8 path").to_string();
 

@@ -53,7 +53,31 @@ fn show(sb: &Sandbox, name: &str) -> serde_json::Value {
 #[test]
 fn create_then_show_reports_every_setting() {
     let sb = sandbox();
-    create_weekly(&sb, "high_value");
+    // Created on Thursday 2026-12-03: a weekly segment first runs Monday.
+    let r = sb
+        .run_at(
+            NOW,
+            &[
+                "create",
+                "high_value",
+                "--type",
+                "scd",
+                "--ftp",
+                "apac",
+                "--path",
+                "drops/hv",
+                "--frequency",
+                "weekly",
+                "--recipient",
+                "crm@example.com",
+            ],
+        )
+        .expect(0);
+    assert!(
+        r.stdout.contains("first slot Mon 2026-12-07 02:00 +01:00"),
+        "{}",
+        r.stdout
+    );
     let v = show(&sb, "high_value");
     assert_eq!(v["name"], "high_value");
     assert_eq!(v["type"], "scd");

@@ -78,6 +78,13 @@ pub fn run(app: &mut App, args: CreateArgs) -> Result<()> {
             ),
         };
         crate::outln!("{what} segment `{}` ({}): {detail}", seg.name, seg.status);
+        // When it will first run: what a user wants to know next.
+        if let Some(first) = super::show::view(app, &seg)?.next_slots.first() {
+            crate::outln!(
+                "  first slot {} (run by `segsync run-due`)",
+                first.format("%a %Y-%m-%d %H:%M %:z")
+            );
+        }
     }
     Ok(())
 }

@@ -353,6 +353,16 @@ fn edit_upload_settings_and_reactivate() {
         show(&sb, "hv")["recipients"],
         serde_json::json!(["ops@example.com"])
     );
+    // A bare --replace-recipients clears them, and says so.
+    let r = sb
+        .run_at(NOW, &["edit", "hv", "--replace-recipients"])
+        .expect(0);
+    assert!(
+        r.stdout.contains("failures are not emailed"),
+        "{}",
+        r.stdout
+    );
+    assert_eq!(show(&sb, "hv")["recipients"], serde_json::json!([]));
 
     // A path escaping the root is refused on edit too, and nothing changes.
     sb.run_at(NOW, &["edit", "hv", "--path", "/../../etc"])

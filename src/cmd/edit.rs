@@ -65,6 +65,14 @@ pub fn run(app: &mut App, args: EditArgs) -> Result<()> {
             notes.push("upload settings changed: inprogress until the next successful refresh");
         }
     }
+    if args.replace_recipients {
+        // A bare --replace-recipients clears the list: say what that means.
+        if seg.recipients.is_empty() {
+            notes.push("recipients: none now, so failures are not emailed");
+        } else {
+            notes.push("recipients replaced");
+        }
+    }
     seg.updated_at = now;
     app.store()?.update_segment(&seg)?;
 

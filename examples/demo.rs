@@ -54,9 +54,14 @@ fn main() -> anyhow::Result<()> {
     )?;
     println!("demo folder: {}", work.path().display());
     println!(
-        "FTP server:  {}  (serving {})\n",
+        "FTP server:  {}  (serving {})",
         server.url(),
         ftp_root.display()
+    );
+    // The commands below are shown without it, for brevity.
+    println!(
+        "config:      {} (every command below runs with --config pointing at it)\n",
+        config.display()
     );
     let cfg = config.to_str().expect("utf-8 path").to_string();
 
@@ -136,7 +141,18 @@ fn local(y: i32, m: u32, d: u32, h: u32, min: u32) -> DateTime<Utc> {
 /// Runs one segsync command line as the binary would, printing it first.
 fn segsync(config: &str, now: DateTime<Utc>, args: &[&str]) {
     let now = now.with_timezone(&ZONE).to_rfc3339();
-    println!("\n$ segsync --now {now} {}", args.join(" "));
+    // Quoted as a shell needs them, so a printed line can be pasted.
+    let shown: Vec<String> = args
+        .iter()
+        .map(|a| {
+            if a.contains(' ') {
+                format!("\"{a}\"")
+            } else {
+                a.to_string()
+            }
+        })
+        .collect();
+    println!("\n$ segsync --now {now} {}", shown.join(" "));
     let mut argv = vec!["segsync", "--config", config, "--now", &now];
     argv.extend_from_slice(args);
     let cli = segsync::cli::Cli::parse_from(argv);

@@ -15,8 +15,10 @@ pub struct Cli {
     pub command: Command,
 }
 
-/// Options every command takes.
+/// Options every command takes. Under a heading of their own, so that a
+/// command's `--help` does not interleave them with its own options.
 #[derive(Debug, Args, Clone)]
+#[command(next_help_heading = "Global options")]
 pub struct Global {
     /// Configuration file [default: $SEGSYNC_CONFIG, else ./segments.toml]
     #[arg(long, global = true, value_name = "PATH")]
@@ -208,6 +210,11 @@ pub struct LogsArgs {
     /// At most this many executions [default: 50]
     #[arg(long, value_name = "N")]
     pub limit: Option<usize>,
+
+    /// Also list each execution's rejected rows: line, field, reason and
+    /// content (the first 1,000 of each execution are kept)
+    #[arg(long)]
+    pub rejected: bool,
 }
 
 #[derive(Debug, Args)]

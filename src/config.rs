@@ -7,7 +7,7 @@
 //! (see [`FtpConn::password`]), so `list` or `show` work without them.
 
 use crate::error::UsageError;
-use anyhow::{Context, Result};
+use anyhow::Result;
 use chrono::NaiveTime;
 use chrono_tz::Tz;
 use serde::Deserialize;
@@ -149,8 +149,20 @@ impl Config {
                 ))
                 .into())
             }
+            // A folder, a binary file, no permission: still the user's choice of
+            // file, so a configuration error (exit 2) saying which file and why.
             Err(e) => {
-                return Err(e).with_context(|| format!("failed to read `{}`", path.display()))
+                let why = match e.kind() {
+                    std::io::ErrorKind::InvalidData => "it is not UTF-8 text".to_string(),
+                    _ if path.is_dir() => "it is a folder".to_string(),
+                    _ => e.to_string(),
+                };
+                return Err(UsageError(format!(
+                    "cannot read the configuration `{}` (from {how}): {why}; point it at a \
+                     segments.toml file",
+                    path.display()
+                ))
+                .into());
             }
         };
         Config::parse(&text, &path)
@@ -158,8 +170,16 @@ impl Config {
 
     /// Parses and checks configuration text read from `path`.
     pub fn parse(text: &str, path: &Path) -> Result<Config> {
-        let raw: Raw = toml::from_str(text)
-            .map_err(|e| UsageError(format!("{}: {}", path.display(), e.to_string().trim_end())))?;
+        let raw: Raw = toml::from_str(text).map_err(|e| {
+            // serde names Rust types; say what to write instead.
+            let msg = e
+                .to_string()
+                .trim_end()
+                .replace("expected f64", "expected a number such as 0.05")
+                .replace("expected i64", "expected a whole number such as 3")
+                .replace("expected a string", "expected a quoted string");
+            UsageError(format!("{}: {msg}", path.display()))
+        })?;
         let ctx = Ctx { text, path };
         let dir = path.parent().map(Path::to_path_buf).unwrap_or_default();
         let resolve = |p: &str| -> PathBuf {
@@ -630,6 +650,13 @@ members = ["A@example.com"]
         assert!(e.contains(":1: `sync_time`"), "{e}");
         let e = err("min_file_age = \"soon\"");
         assert!(e.contains("min_file_age"), "{e}");
+        // Wrong TOML types are explained without Rust type names.
+        let e = err("max_rejected_ratio = \"5%\"");
+        assert!(e.contains("expected a number such as 0.05"), "{e}");
+        let e = err("[retry]\nmax_attempts = \"3\"");
+        assert!(e.contains("expected a whole number"), "{e}");
+        let e = err("min_file_age = 120");
+        assert!(e.contains("expected a quoted string"), "{e}");
         let e = err("[[ftp]]\nname = \"a\"\nurl = \"sftp://h\"\n");
         assert!(e.contains(":3: `ftp.url`") && e.contains("ftp://"), "{e}");
         let e = err(

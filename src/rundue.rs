@@ -740,7 +740,7 @@ fn finished(app: &mut App, segment: &Segment, plan: &Plan, done: &Execution, r: 
         }
         outcome => info!(
             segment = %segment.name,
-            "refresh of slot {slot}: {}, file {}, {} rows loaded, {} rejected",
+            "refresh of slot {slot}: {}, file {}, loaded {}, rejected {}",
             outcome.as_str(),
             done.file.as_deref().unwrap_or("-"),
             done.rows_loaded.unwrap_or(0),

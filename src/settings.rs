@@ -225,9 +225,15 @@ pub fn apply(seg: &mut Segment, opts: &Options, today: NaiveDate, complete: bool
     let from = d.from.unwrap_or(today);
     if let Some(to) = d.to {
         if from > to {
+            // Without --from the start is today: say so, or the hint is a riddle.
+            let start = if d.from.is_none() {
+                " (--from defaults to today)"
+            } else {
+                ""
+            };
             return Err(usage(format!(
-                "the validity window ends ({to}) before it starts ({from}): --from must be on \
-                 or before --to"
+                "the validity window ends ({to}) before it starts ({from}){start}: --from must \
+                 be on or before --to"
             )));
         }
     }
@@ -348,6 +354,17 @@ mod tests {
             .unwrap_err()
             .0
             .contains("before it starts"));
+        // An end before today, with no --from: the default start is named.
+        let o = opts(|o| {
+            o.ftp = Some("apac".into());
+            o.frequency = Some("daily".into());
+            o.to = Some("2020-01-01".into());
+        })
+        .unwrap();
+        assert!(apply(&mut blank(), &o, today(), true)
+            .unwrap_err()
+            .0
+            .contains("(--from defaults to today)"));
     }
 
     #[test]

@@ -53,7 +53,31 @@ fn show(sb: &Sandbox, name: &str) -> serde_json::Value {
 #[test]
 fn create_then_show_reports_every_setting() {
     let sb = sandbox();
-    create_weekly(&sb, "high_value");
+    // Created on Thursday 2026-12-03: a weekly segment first runs Monday.
+    let r = sb
+        .run_at(
+            NOW,
+            &[
+                "create",
+                "high_value",
+                "--type",
+                "scd",
+                "--ftp",
+                "apac",
+                "--path",
+                "drops/hv",
+                "--frequency",
+                "weekly",
+                "--recipient",
+                "crm@example.com",
+            ],
+        )
+        .expect(0);
+    assert!(
+        r.stdout.contains("first slot Mon 2026-12-07 02:00 +01:00"),
+        "{}",
+        r.stdout
+    );
     let v = show(&sb, "high_value");
     assert_eq!(v["name"], "high_value");
     assert_eq!(v["type"], "scd");
@@ -228,19 +252,26 @@ fn refusals_exit_2_and_write_nothing() {
 #[test]
 fn drafts_are_saved_partial_and_completed_by_create() {
     let sb = sandbox();
-    sb.run_at(
-        NOW,
-        &[
-            "create",
-            "later",
-            "--draft",
-            "--ftp",
-            "emea",
-            "--description",
-            "wip",
-        ],
-    )
-    .expect(0);
+    let r = sb
+        .run_at(
+            NOW,
+            &[
+                "create",
+                "later",
+                "--draft",
+                "--ftp",
+                "emea",
+                "--description",
+                "wip",
+            ],
+        )
+        .expect(0);
+    // The hint names this draft, so it can be copied as it is.
+    assert!(
+        r.stdout.contains("`segsync create later --type"),
+        "{}",
+        r.stdout
+    );
     let v = show(&sb, "later");
     assert_eq!(v["status"], "draft");
     assert_eq!(v["type"], serde_json::Value::Null);
@@ -322,6 +353,16 @@ fn edit_upload_settings_and_reactivate() {
         show(&sb, "hv")["recipients"],
         serde_json::json!(["ops@example.com"])
     );
+    // A bare --replace-recipients clears them, and says so.
+    let r = sb
+        .run_at(NOW, &["edit", "hv", "--replace-recipients"])
+        .expect(0);
+    assert!(
+        r.stdout.contains("failures are not emailed"),
+        "{}",
+        r.stdout
+    );
+    assert_eq!(show(&sb, "hv")["recipients"], serde_json::json!([]));
 
     // A path escaping the root is refused on edit too, and nothing changes.
     sb.run_at(NOW, &["edit", "hv", "--path", "/../../etc"])
@@ -335,6 +376,14 @@ fn edit_upload_settings_and_reactivate() {
         .expect(0)
         .stdout
         .contains("already inactive"));
+    // With --json, like create and edit: the segment object, even when
+    // it was already inactive.
+    let v = sb
+        .run_at(NOW, &["deactivate", "hv", "--json"])
+        .expect(0)
+        .json();
+    assert_eq!(v["name"], "hv");
+    assert_eq!(v["status"], "inactive");
     sb.run_at(NOW, &["edit", "hv", "--activate"]).expect(0);
     assert_eq!(show(&sb, "hv")["status"], "inprogress");
 
@@ -493,4 +542,130 @@ fn completions_for_each_shell() {
         let out = sb.run(&["completions", shell]).expect(0).stdout;
         assert!(out.contains("run-due"), "{shell}");
     }
+}
+
+#[test]
+fn a_reader_that_goes_away_is_not_an_error() {
+    // `segsync show NAME | head -1`: the pipe closes before segsync writes.
+    let sb = sandbox();
+    create_weekly(&sb, "hv");
+    for args in [
+        vec!["--now", NOW, "show", "hv"],
+        vec!["--now", NOW, "list"],
+        vec!["completions", "bash"],
+    ] {
+        let mut child = sb
+            .cmd(&args)
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .unwrap();
+        drop(child.stdout.take());
+        let out = child.wait_with_output().unwrap();
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(0), "{args:?}: {stderr}");
+        assert!(!stderr.contains("panicked"), "{args:?}: {stderr}");
+    }
+}
+
+#[test]
+fn check_says_when_no_email_is_configured() {
+    // Nothing listens on port 1: the connection is refused at once.
+    let sb = Sandbox::new("[[ftp]]\nname = \"down\"\nurl = \"ftp://127.0.0.1:1\"\n");
+    let r = sb.run(&["check"]).expect(1);
+    assert!(r.stdout.contains("FAIL"), "{}", r.stdout);
+    assert!(r.stdout.contains("no [smtp] section"), "{}", r.stdout);
+    // The JSON array holds connections only.
+    let v = sb.run(&["check", "--json"]).expect(1).json();
+    assert_eq!(v.as_array().unwrap().len(), 1);
+}
+
+#[test]
+fn a_window_with_no_slot_left_is_warned_about() {
+    let sb = sandbox();
+    // Monthly, window over before now (2026-12-03): never scheduled.
+    let r = sb
+        .run_at(
+            NOW,
+            &[
+                "create",
+                "ended",
+                "--type",
+                "scd",
+                "--ftp",
+                "apac",
+                "--frequency",
+                "monthly",
+                "--from",
+                "2026-01-01",
+                "--to",
+                "2026-12-02",
+            ],
+        )
+        .expect(0);
+    assert!(r.stderr.contains("no slot is left"), "{}", r.stderr);
+    assert!(r.stderr.contains("segsync edit ended --to"), "{}", r.stderr);
+    let r = sb.run_at(NOW, &["edit", "ended", "--no-end"]).expect(0);
+    assert!(!r.stderr.contains("no slot"), "{}", r.stderr);
+    // An end before today with no --from names the default start.
+    let r = sb
+        .run_at(
+            NOW,
+            &[
+                "create",
+                "past",
+                "--type",
+                "scd",
+                "--ftp",
+                "apac",
+                "--frequency",
+                "daily",
+                "--to",
+                "2026-01-01",
+            ],
+        )
+        .expect(2);
+    assert!(
+        r.stderr.contains("--from defaults to today"),
+        "{}",
+        r.stderr
+    );
+}
+
+#[test]
+fn command_help_keeps_global_options_apart() {
+    let out = sandbox().run(&["create", "--help"]).expect(0).stdout;
+    let global = out.find("Global options:").expect(&out);
+    // The command's own options come first, the shared ones after.
+    assert!(out.find("--draft").unwrap() < global, "{out}");
+    assert!(out.find("--now <TIME>").unwrap() > global, "{out}");
+}
+
+#[test]
+fn a_config_that_is_not_a_text_file_is_a_configuration_error() {
+    let sb = sandbox();
+    std::fs::create_dir(sb.path().join("conf.d")).unwrap();
+    let r = sb.run(&["--config", "conf.d", "list"]).expect(2);
+    assert!(r.stderr.contains("`conf.d`"), "{}", r.stderr);
+    assert!(r.stderr.contains("it is a folder"), "{}", r.stderr);
+    sb.write("bin.toml", b"database = \"\xff\"\n");
+    let r = sb.run(&["--config", "bin.toml", "list"]).expect(2);
+    assert!(r.stderr.contains("not UTF-8"), "{}", r.stderr);
+}
+
+#[test]
+fn a_database_file_that_is_not_sqlite_is_refused_untouched() {
+    let sb = sandbox();
+    let db = sb.write("segments.db", "id,name\n1,not a database\n");
+    let r = sb.run_at(NOW, &["list"]).expect(2);
+    assert!(
+        r.stderr.contains("is not a SQLite database"),
+        "{}",
+        r.stderr
+    );
+    assert!(r.stderr.contains("`database`"), "{}", r.stderr);
+    assert_eq!(
+        std::fs::read_to_string(db).unwrap(),
+        "id,name\n1,not a database\n"
+    );
 }

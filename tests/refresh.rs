@@ -255,6 +255,18 @@ fn manual_segments_load_local_files() {
         .expect(0);
     let r = sb.run_at(DAY1, &["refresh", "vip"]).expect(2);
     assert!(r.stderr.contains("--file"), "{}", r.stderr);
+    // A mistyped path or a folder is a usage error and logs no execution.
+    let r = sb
+        .run_at(DAY1, &["refresh", "vip", "--file", "no-such.csv"])
+        .expect(2);
+    assert!(r.stderr.contains("--file"), "{}", r.stderr);
+    assert!(r.stderr.contains("no-such.csv"), "{}", r.stderr);
+    sb.run_at(DAY1, &["refresh", "vip", "--file", "."])
+        .expect(2);
+    assert_eq!(
+        sb.run_at(DAY1, &["logs", "--json"]).expect(0).json(),
+        serde_json::json!([])
+    );
     // members refuses an inprogress segment: nothing has loaded yet.
     sb.run_at(DAY1, &["members", "vip"]).expect(2);
     let f = sb.write(
@@ -278,4 +290,36 @@ fn manual_segments_load_local_files() {
     // Non-SCD keeps no history.
     sb.run_at(DAY2, &["members", "vip", "--as-of", "2026-12-01"])
         .expect(2);
+}
+
+#[test]
+fn logs_rejected_lists_the_kept_rejected_rows() {
+    let sb = Sandbox::new("timezone = \"UTC\"\nmax_rejected_ratio = 0.5\n");
+    sb.run_at(DAY1, &["create", "vip", "--type", "non-scd"])
+        .expect(0);
+    let f = sb.write(
+        "vip.csv",
+        "user_id,level\n1,gold\nabc,gold\n2,silver\n-4,gold\n",
+    );
+    sb.run_at(DAY1, &["refresh", "vip", "--file", f.to_str().unwrap()])
+        .expect(0);
+    // Without the option the log line has only the count.
+    let plain = sb.run_at(DAY1, &["logs", "vip"]).expect(0).stdout;
+    assert!(!plain.contains("line 3"), "{plain}");
+    let out = sb
+        .run_at(DAY1, &["logs", "vip", "--rejected"])
+        .expect(0)
+        .stdout;
+    assert!(out.contains("line 3: user_id: "), "{out}");
+    assert!(out.contains("[abc,gold]"), "{out}");
+    assert!(out.contains("line 5: user_id: "), "{out}");
+    let v = sb
+        .run_at(DAY1, &["logs", "vip", "--rejected", "--json"])
+        .expect(0)
+        .json();
+    let rejected = v[0]["rejected"].as_array().unwrap();
+    assert_eq!(rejected.len(), 2);
+    assert_eq!(rejected[0]["line"], 3);
+    assert_eq!(rejected[0]["field"], "user_id");
+    assert_eq!(v[0]["rows_rejected"], 2);
 }

@@ -50,13 +50,22 @@ pub fn run(app: &mut App, args: CheckArgs) -> Result<()> {
     if app.json {
         crate::output::print_json(&outcomes)?;
     } else if outcomes.is_empty() {
-        println!(
+        crate::outln!(
             "nothing to check: `{}` configures no [[ftp]] connection and no [smtp]",
             app.config.path.display()
         );
     } else {
         for o in &outcomes {
             print_line(o, app.color);
+        }
+        // Say so rather than stay silent: without [smtp] failures reach no one.
+        if app.config.smtp.is_none() && args.send_test.is_none() {
+            crate::outln!(
+                "{} smtp: `{}` has no [smtp] section: no email is sent, failures are only in \
+                 `segsync logs`",
+                paint("--  ", Color::Dim, app.color),
+                app.config.path.display()
+            );
         }
     }
 
@@ -74,9 +83,11 @@ pub fn run(app: &mut App, args: CheckArgs) -> Result<()> {
 fn print_line(o: &Outcome, color: bool) {
     let label = format!("{} `{}` ({})", o.kind, o.name, o.url);
     match (&o.detail, &o.error) {
-        (Some(d), _) if o.ok => println!("{} {label}: {d}", paint("ok  ", Color::Green, color)),
-        (_, Some(e)) => println!("{} {e}", paint("FAIL", Color::Red, color)),
-        _ => println!("{} {label}", paint("FAIL", Color::Red, color)),
+        (Some(d), _) if o.ok => {
+            crate::outln!("{} {label}: {d}", paint("ok  ", Color::Green, color))
+        }
+        (_, Some(e)) => crate::outln!("{} {e}", paint("FAIL", Color::Red, color)),
+        _ => crate::outln!("{} {label}", paint("FAIL", Color::Red, color)),
     }
 }
 

@@ -10,11 +10,8 @@ pub fn run(args: &CompletionsArgs) -> Result<()> {
         Shell::Zsh => clap_complete::Shell::Zsh,
         Shell::Fish => clap_complete::Shell::Fish,
     };
-    clap_complete::generate(
-        shell,
-        &mut Cli::command(),
-        "segsync",
-        &mut std::io::stdout(),
-    );
-    Ok(())
+    // Into a buffer first: clap_complete panics on a closed pipe.
+    let mut script = Vec::new();
+    clap_complete::generate(shell, &mut Cli::command(), "segsync", &mut script);
+    crate::output::write_stdout_bytes(&script)
 }

@@ -50,6 +50,9 @@ pub fn run(app: &mut App, args: CreateArgs) -> Result<()> {
         store.update_segment(&seg)?;
     }
 
+    if let Some(w) = super::show::no_slot_left(app, &seg) {
+        eprintln!("{w}");
+    }
     let what = match (args.draft, is_new) {
         (true, true) => "saved draft",
         (true, false) => "updated draft",
@@ -61,7 +64,10 @@ pub fn run(app: &mut App, args: CreateArgs) -> Result<()> {
         crate::output::print_json(&view)?;
     } else {
         let detail = match (&seg.schedule, seg.status) {
-            (_, Status::Draft) => "not scheduled until completed with `segsync create NAME`".into(),
+            (_, Status::Draft) => format!(
+                "not scheduled until completed with `segsync create {} --type scd|non-scd ...`",
+                seg.name
+            ),
             (Some(s), _) => format!(
                 "{} {} upload from ftp `{}` folder `/{}`",
                 seg.seg_type, s.frequency, s.ftp, s.path
@@ -71,7 +77,14 @@ pub fn run(app: &mut App, args: CreateArgs) -> Result<()> {
                 seg.seg_type, seg.name
             ),
         };
-        println!("{what} segment `{}` ({}): {detail}", seg.name, seg.status);
+        crate::outln!("{what} segment `{}` ({}): {detail}", seg.name, seg.status);
+        // When it will first run: what a user wants to know next.
+        if let Some(first) = super::show::view(app, &seg)?.next_slots.first() {
+            crate::outln!(
+                "  first slot {} (run by `segsync run-due`)",
+                first.format("%a %Y-%m-%d %H:%M %:z")
+            );
+        }
     }
     Ok(())
 }

@@ -65,16 +65,27 @@ pub fn run(app: &mut App, args: EditArgs) -> Result<()> {
             notes.push("upload settings changed: inprogress until the next successful refresh");
         }
     }
+    if args.replace_recipients {
+        // A bare --replace-recipients clears the list: say what that means.
+        if seg.recipients.is_empty() {
+            notes.push("recipients: none now, so failures are not emailed");
+        } else {
+            notes.push("recipients replaced");
+        }
+    }
     seg.updated_at = now;
     app.store()?.update_segment(&seg)?;
 
+    if let Some(w) = super::show::no_slot_left(app, &seg) {
+        eprintln!("{w}");
+    }
     if app.json {
         let v = super::show::view(app, &seg)?;
         return crate::output::print_json(&v);
     }
-    println!("updated segment `{}` ({})", seg.name, seg.status);
+    crate::outln!("updated segment `{}` ({})", seg.name, seg.status);
     for n in notes {
-        println!("  {n}");
+        crate::outln!("  {n}");
     }
     Ok(())
 }

@@ -39,7 +39,7 @@ pub fn run(app: &mut App, args: ListArgs) -> Result<()> {
         return crate::output::print_json(&views);
     }
     if views.is_empty() {
-        println!("no segments match; create one with `segsync create NAME --type scd ...`");
+        crate::outln!("no segments match; create one with `segsync create NAME --type scd ...`");
         return Ok(());
     }
     let mut t = crate::output::table(&[
@@ -83,6 +83,6 @@ pub fn run(app: &mut App, args: ListArgs) -> Result<()> {
             v.description.clone(),
         ]);
     }
-    println!("{t}");
+    crate::outln!("{t}");
     Ok(())
 }

@@ -3,11 +3,12 @@
 use crate::app::App;
 use crate::cli::LogsArgs;
 use crate::output::{paint, Color};
-use crate::store::{Execution, ExecutionFilter, Outcome};
+use crate::store::{Execution, ExecutionFilter, Outcome, RejectedRow};
 use crate::usage;
 use anyhow::Result;
 use chrono::{DateTime, NaiveDate, TimeZone, Utc};
 use chrono_tz::Tz;
+use serde::Serialize;
 
 /// Lines shown when `--limit` is not given.
 const DEFAULT_LIMIT: usize = 50;
@@ -28,19 +29,65 @@ pub fn run(app: &mut App, args: LogsArgs) -> Result<()> {
         limit: Some(args.limit.unwrap_or(DEFAULT_LIMIT)),
     })?;
     if app.json {
-        return crate::output::print_json(&execs);
+        if !args.rejected {
+            return crate::output::print_json(&execs);
+        }
+        let store = app.store()?;
+        let with: Vec<WithRejected> = execs
+            .iter()
+            .map(|e| {
+                Ok(WithRejected {
+                    exec: e,
+                    rejected: store.rejected_rows(e.id)?,
+                })
+            })
+            .collect::<Result<_>>()?;
+        return crate::output::print_json(&with);
     }
     if execs.is_empty() {
-        println!("no executions{}", if args.failed { " failed" } else { "" });
+        crate::outln!("no executions{}", if args.failed { " failed" } else { "" });
         return Ok(());
     }
     for e in &execs {
-        println!(
+        crate::outln!(
             "{}",
             line(e, app.config.timezone, app.color, args.name.is_none())
         );
+        if args.rejected {
+            print_rejected(&app.store()?.rejected_rows(e.id)?, e.rows_rejected);
+        }
     }
     Ok(())
+}
+
+/// An execution with its kept rejected rows, for `logs --rejected --json`.
+#[derive(Serialize)]
+struct WithRejected<'a> {
+    #[serde(flatten)]
+    exec: &'a Execution,
+    rejected: Vec<RejectedRow>,
+}
+
+/// The kept rejected rows under their execution's line, and how many more
+/// were counted than kept.
+fn print_rejected(rows: &[RejectedRow], counted: Option<i64>) {
+    for r in rows {
+        let field = r
+            .field
+            .as_deref()
+            .map(|f| format!("{f}: "))
+            .unwrap_or_default();
+        let content = r
+            .content
+            .as_deref()
+            .map(|c| format!("  [{c}]"))
+            .unwrap_or_default();
+        crate::outln!("     line {}: {field}{}{content}", r.line, r.reason);
+    }
+    let more = counted.unwrap_or(0) - rows.len() as i64;
+    if more > 0 {
+        crate::outln!("     ... and {more} more (only the first 1,000 are kept)");
+    }
 }
 
 /// Parses `YYYY-MM-DD` (the start of that day in `tz`) or an RFC 3339

@@ -26,7 +26,24 @@ pub fn run(app: &mut App, args: RefreshArgs) -> Result<()> {
         Status::Active | Status::InProgress => {}
     }
     let source = match &args.file {
-        Some(p) => Source::Local(p.clone()),
+        Some(p) => {
+            // A mistyped path is a usage error: refuse it before an execution
+            // is logged, so the segment's history shows no failed refresh.
+            if let Err(e) = std::fs::File::open(p).and_then(|f| f.metadata()) {
+                usage!(
+                    "--file: cannot read `{}`: {e}; check the path (relative paths are \
+                     relative to the current folder)",
+                    p.display()
+                )
+            }
+            if !p.is_file() {
+                usage!(
+                    "--file: `{}` is not a file; give the CSV file's path",
+                    p.display()
+                )
+            }
+            Source::Local(p.clone())
+        }
         None if seg.schedule.is_none() => usage!(
             "segment `{}` is a manual upload segment: give the file with `--file PATH`",
             seg.name
@@ -74,7 +91,7 @@ pub fn run(app: &mut App, args: RefreshArgs) -> Result<()> {
     if app.json {
         crate::output::print_json(&finished)?;
     } else {
-        println!(
+        crate::outln!(
             "{}",
             super::logs::line(&finished, app.config.timezone, app.color, true)
         );

@@ -26,7 +26,7 @@ pub fn run(app: &mut App, args: RunDueArgs) -> Result<()> {
 
 fn print_table(app: &App, reports: &[Report], dry_run: bool) {
     if reports.is_empty() {
-        println!("no scheduled segment is inprogress or active");
+        crate::outln!("no scheduled segment is inprogress or active");
         return;
     }
     let mut t = crate::output::table(&["segment", "slot", "action", "reason", "outcome"]);
@@ -61,8 +61,8 @@ fn print_table(app: &App, reports: &[Report], dry_run: bool) {
             outcome,
         ]);
     }
-    println!("{t}");
+    crate::outln!("{t}");
     if dry_run {
-        println!("(dry run: nothing was claimed, run or written)");
+        crate::outln!("(dry run: nothing was claimed, run or written)");
     }
 }

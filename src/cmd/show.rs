@@ -86,6 +86,28 @@ pub fn view(app: &mut App, seg: &Segment) -> Result<SegmentView> {
     })
 }
 
+/// A warning for a segment that run-due will never refresh: it is
+/// scheduled and inprogress or active, but no slot is left in its validity
+/// window (typically a `--to` in the past).
+pub fn no_slot_left(app: &App, seg: &Segment) -> Option<String> {
+    let s = seg.schedule.as_ref()?;
+    if !matches!(seg.status, Status::InProgress | Status::Active) {
+        return None;
+    }
+    let next = crate::schedule::upcoming(&app.config, s, seg.schedule_anchor, app.clock.start(), 1);
+    if !next.is_empty() {
+        return None;
+    }
+    let to =
+        s.to.map(|d| d.to_string())
+            .unwrap_or_else(|| "no end".into());
+    Some(format!(
+        "warning: no slot is left in `{}`'s validity window ({} to {to}), so run-due will never \
+         refresh it; extend it with `segsync edit {} --to YYYY-MM-DD` or `--no-end`",
+        seg.name, s.from, seg.name
+    ))
+}
+
 /// The segment named `name`, or a usage error saying how to find names.
 pub fn find(app: &mut App, name: &str) -> Result<Segment> {
     match app.store()?.segment(name)? {
@@ -102,29 +124,29 @@ pub fn run(app: &mut App, args: NameArg) -> Result<()> {
     }
     let color = app.color;
     let bold = |s: &str| paint(s, Color::Bold, color);
-    println!("{}  {}", bold(&v.name), status_badge(seg.status, color));
+    crate::outln!("{}  {}", bold(&v.name), status_badge(seg.status, color));
     if !v.description.is_empty() {
-        println!("  {}", v.description);
+        crate::outln!("  {}", v.description);
     }
-    println!();
-    println!(
+    crate::outln!();
+    crate::outln!(
         "  type          {}",
         v.seg_type.unwrap_or("(not chosen yet)")
     );
-    println!("  upload        {}", v.upload_type);
+    crate::outln!("  upload        {}", v.upload_type);
     if let Some(ftp) = &v.ftp {
-        println!("  ftp           {ftp}");
-        println!("  folder        /{}", v.path.as_deref().unwrap_or(""));
+        crate::outln!("  ftp           {ftp}");
+        crate::outln!("  folder        /{}", v.path.as_deref().unwrap_or(""));
     }
     if let Some(f) = v.frequency {
-        println!(
+        crate::outln!(
             "  frequency     {f} at {} {}",
             app.config.sync_time.format("%H:%M"),
             app.config.timezone
         );
     }
     if v.from.is_some() || v.to.is_some() {
-        println!(
+        crate::outln!(
             "  valid         {} to {}",
             v.from.as_deref().unwrap_or("?"),
             v.to.as_deref().unwrap_or("no end")
@@ -135,37 +157,37 @@ pub fn run(app: &mut App, args: NameArg) -> Result<()> {
     } else {
         v.recipients.join(", ")
     };
-    println!("  recipients    {recipients}");
+    crate::outln!("  recipients    {recipients}");
     if let (Some(t), Some(c)) = (v.id_type, &v.partition_column) {
-        println!("  columns       {t}, {c}");
+        crate::outln!("  columns       {t}, {c}");
     }
-    println!(
+    crate::outln!(
         "  created       {}",
         v.created_at.format("%Y-%m-%d %H:%M %:z")
     );
 
-    println!();
-    println!("{} ({} members)", bold("Partitions"), v.members);
+    crate::outln!();
+    crate::outln!("{} ({} members)", bold("Partitions"), v.members);
     if v.partitions.is_empty() {
-        println!("  (no members yet)");
+        crate::outln!("  (no members yet)");
     }
     for p in &v.partitions {
-        println!("  {:<24} {:>12}", p.value, p.members);
+        crate::outln!("  {:<24} {:>12}", p.value, p.members);
     }
 
     if seg.schedule.is_some() {
-        println!();
-        println!("{}", bold("Next slots"));
+        crate::outln!();
+        crate::outln!("{}", bold("Next slots"));
         match seg.status {
-            Status::Draft => println!("  (a draft is not scheduled)"),
-            Status::Inactive => println!(
+            Status::Draft => crate::outln!("  (a draft is not scheduled)"),
+            Status::Inactive => crate::outln!(
                 "  (inactive: not scheduled; `segsync edit {} --activate`)",
                 seg.name
             ),
-            _ if v.next_slots.is_empty() => println!("  (the schedule has ended)"),
+            _ if v.next_slots.is_empty() => crate::outln!("  (the schedule has ended)"),
             _ => {
                 for s in &v.next_slots {
-                    println!("  {}", s.format("%a %Y-%m-%d %H:%M %:z"));
+                    crate::outln!("  {}", s.format("%a %Y-%m-%d %H:%M %:z"));
                 }
             }
         }
@@ -176,13 +198,13 @@ pub fn run(app: &mut App, args: NameArg) -> Result<()> {
         limit: Some(5),
         ..Default::default()
     })?;
-    println!();
-    println!("{}", bold("Last executions"));
+    crate::outln!();
+    crate::outln!("{}", bold("Last executions"));
     if recent.is_empty() {
-        println!("  (none yet)");
+        crate::outln!("  (none yet)");
     }
     for e in &recent {
-        println!(
+        crate::outln!(
             "  {}",
             super::logs::line(e, app.config.timezone, color, false)
         );

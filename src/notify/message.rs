@@ -153,7 +153,7 @@ pub fn build(f: &Facts) -> Text {
             line(
                 &mut b,
                 &format!(
-                    "  ... and {} more (the log keeps the first 1,000)",
+                    "  ... and {} more (`segsync logs {name} --rejected` lists the first 1,000)",
                     rejected - shown
                 ),
             );
@@ -182,7 +182,13 @@ pub fn build(f: &Facts) -> Text {
     }
     b.push('\n');
     line(&mut b, "Full log:");
-    line(&mut b, &format!("  segsync logs {name}"));
+    // With rejected rows, the command that lists them.
+    let with_rejected = if f.rejected.is_empty() {
+        ""
+    } else {
+        " --rejected"
+    };
+    line(&mut b, &format!("  segsync logs {name}{with_rejected}"));
 
     Text { subject, body: b }
 }
@@ -368,6 +374,12 @@ mod tests {
             t.body
         );
         assert!(t.body.contains("... and 5 more"), "{}", t.body);
+        // The log command given lists every kept rejected row.
+        assert!(
+            t.body.contains("  segsync logs high_value --rejected\n"),
+            "{}",
+            t.body
+        );
         assert!(t.body.contains("Next: no further slot is scheduled"));
     }
 

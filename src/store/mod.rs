@@ -62,7 +62,26 @@ impl Store {
         }
         let conn = Connection::open(path)
             .with_context(|| format!("failed to open the database `{}`", path.display()))?;
-        Self::setup(conn).with_context(|| format!("failed to prepare `{}`", path.display()))
+        Self::setup(conn).map_err(|e| {
+            let not_a_database = e.chain().any(|c| {
+                matches!(
+                    c.downcast_ref::<rusqlite::Error>(),
+                    Some(rusqlite::Error::SqliteFailure(f, _))
+                        if f.code == rusqlite::ErrorCode::NotADatabase
+                )
+            });
+            if not_a_database {
+                // The configuration points at some other file: exit 2, file untouched.
+                crate::error::UsageError(format!(
+                    "`{}` is not a SQLite database: point `database` in the configuration at \
+                     a segsync database or at a file that does not exist yet",
+                    path.display()
+                ))
+                .into()
+            } else {
+                e.context(format!("failed to prepare `{}`", path.display()))
+            }
+        })
     }
 
     /// An in-memory database, for tests.

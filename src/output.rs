@@ -3,10 +3,10 @@
 //! Colour is used only when the stream is a terminal and `NO_COLOR` is not
 //! set (to any value). JSON output never has colour.
 
+use comfy_table::{presets, Table};
 use serde::Serialize;
 use std::fmt;
 use std::io::IsTerminal;
-use unicode_width::UnicodeWidthStr;
 
 fn no_color() -> bool {
     std::env::var_os("NO_COLOR").is_some_and(|v| !v.is_empty())
@@ -77,79 +77,22 @@ pub fn print_json<T: Serialize + ?Sized>(value: &T) -> anyhow::Result<()> {
 }
 
 /// A table with no borders and an upper-case header, as `list` and
-/// `run-due` print.
+/// `run-due` print. comfy-table's `custom_styling` measures cells without
+/// their colour codes, so a coloured column lines up with its header.
 pub fn table(header: &[&str]) -> Table {
-    Table {
-        header: header.iter().map(|h| h.to_uppercase()).collect(),
-        rows: Vec::new(),
-    }
+    let mut t = Table::new();
+    t.load_preset(presets::NOTHING);
+    t.set_header(header.iter().map(|h| h.to_uppercase()));
+    t
 }
 
-/// A borderless table: each cell has a space on either side and is padded
-/// to its column's widest text. Widths are measured on what the terminal
-/// shows, ignoring the colour codes of [`paint`], so a coloured column lines
-/// up with its header.
-#[derive(Debug, Clone)]
-pub struct Table {
-    header: Vec<String>,
-    rows: Vec<Vec<String>>,
-}
-
-impl Table {
-    /// Appends a row; missing cells print empty.
-    pub fn add_row(&mut self, row: Vec<String>) -> &mut Self {
-        self.rows.push(row);
-        self
-    }
-}
-
-/// Width on screen: ANSI escape sequences take no room.
-fn visible_width(text: &str) -> usize {
-    let mut width = 0;
-    let mut rest = text;
-    while let Some(start) = rest.find('\x1b') {
-        width += rest[..start].width();
-        let after = &rest[start..];
-        // An SGR sequence ends with `m`; anything else is counted as text.
-        match after.find('m') {
-            Some(end) if after.starts_with("\x1b[") => rest = &after[end + 1..],
-            _ => {
-                width += after.width();
-                rest = "";
-            }
-        }
-    }
-    width + rest.width()
-}
-
-impl fmt::Display for Table {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let columns = std::iter::once(&self.header)
-            .chain(&self.rows)
-            .map(Vec::len)
-            .max()
-            .unwrap_or(0);
-        let mut widths = vec![0; columns];
-        for row in std::iter::once(&self.header).chain(&self.rows) {
-            for (w, cell) in widths.iter_mut().zip(row) {
-                *w = (*w).max(visible_width(cell));
-            }
-        }
-        let lines: Vec<String> = std::iter::once(&self.header)
-            .chain(&self.rows)
-            .map(|row| {
-                let mut line = String::new();
-                for (i, w) in widths.iter().enumerate() {
-                    let cell = row.get(i).map(String::as_str).unwrap_or("");
-                    line.push(' ');
-                    line.push_str(cell);
-                    line.push_str(&" ".repeat(w - visible_width(cell) + 1));
-                }
-                line.trim_end().to_string()
-            })
-            .collect();
-        write!(f, "{}", lines.join("\n"))
-    }
+/// The table's text, without the padding comfy-table leaves at line ends.
+pub fn render(t: &Table) -> String {
+    t.to_string()
+        .lines()
+        .map(str::trim_end)
+        .collect::<Vec<_>>()
+        .join("\n")
 }
 
 /// Wraps `text` in an ANSI colour when `on`.
@@ -211,32 +154,32 @@ mod tests {
     fn coloured_cells_line_up_with_their_header() {
         let mut t = table(&["name", "status", "type"]);
         t.add_row(vec![
-            "churn".into(),
+            "churn".to_string(),
             paint("active", Color::Green, true),
-            "non-scd".into(),
+            "non-scd".to_string(),
         ]);
         t.add_row(vec![
-            "hv".into(),
+            "hv".to_string(),
             paint("inprogress", Color::Yellow, true),
-            "scd".into(),
+            "scd".to_string(),
         ]);
-        let shown = plain(&t.to_string());
+        let shown = plain(&render(&t));
         assert_eq!(
             shown,
             " NAME   STATUS      TYPE\n churn  active      non-scd\n hv     inprogress  scd"
         );
         // Without colour the layout is the same.
         let mut t = table(&["name", "status", "type"]);
-        t.add_row(vec!["churn".into(), "active".into(), "non-scd".into()]);
-        t.add_row(vec!["hv".into(), "inprogress".into(), "scd".into()]);
-        assert_eq!(t.to_string(), shown);
+        t.add_row(vec!["churn", "active", "non-scd"]);
+        t.add_row(vec!["hv", "inprogress", "scd"]);
+        assert_eq!(render(&t), shown);
     }
 
     #[test]
     fn wide_characters_take_two_columns() {
         let mut t = table(&["a", "b"]);
-        t.add_row(vec!["日本".into(), "x".into()]);
-        t.add_row(vec!["abcd".into(), "y".into()]);
-        assert_eq!(t.to_string(), " A     B\n 日本  x\n abcd  y");
+        t.add_row(vec!["日本", "x"]);
+        t.add_row(vec!["abcd", "y"]);
+        assert_eq!(render(&t), " A     B\n 日本  x\n abcd  y");
     }
 }

@@ -83,6 +83,6 @@ pub fn run(app: &mut App, args: ListArgs) -> Result<()> {
             v.description.clone(),
         ]);
     }
-    crate::outln!("{t}");
+    crate::outln!("{}", crate::output::render(&t));
     Ok(())
 }

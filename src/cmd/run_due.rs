@@ -61,7 +61,7 @@ fn print_table(app: &App, reports: &[Report], dry_run: bool) {
             outcome,
         ]);
     }
-    crate::outln!("{t}");
+    crate::outln!("{}", crate::output::render(&t));
     if dry_run {
         crate::outln!("(dry run: nothing was claimed, run or written)");
     }

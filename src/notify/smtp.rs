@@ -142,6 +142,8 @@ pub fn message(smtp: &Smtp, mail: &Mail, date: DateTime<Utc>) -> Result<Message>
         .from(from)
         .subject(mail.subject.as_str())
         .date(date.into())
+        // Some spam filters penalise mail without one; relays do not all add it.
+        .message_id(None)
         .header(ContentType::TEXT_PLAIN);
     for to in &mail.to {
         let mb: Mailbox = to

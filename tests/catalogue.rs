@@ -669,3 +669,16 @@ fn a_database_file_that_is_not_sqlite_is_refused_untouched() {
         "id,name\n1,not a database\n"
     );
 }
+
+#[test]
+fn send_test_needs_an_smtp_section() {
+    let sb = Sandbox::new("timezone = \"UTC\"\n");
+    let r = sb
+        .run(&["check", "--send-test", "ops@example.com"])
+        .expect(2);
+    assert!(
+        r.stderr.contains("--send-test needs an [smtp] section"),
+        "{}",
+        r.stderr
+    );
+}

@@ -212,7 +212,10 @@ fn plain_relay_gets_the_failure_email_with_all_the_facts() {
     assert_eq!(m.from, "segsync@example.com");
     assert!(!m.tls);
     let id = m.header("Message-ID").expect("a Message-ID header");
-    assert!(id.starts_with('<') && id.ends_with('>') && id.contains('@'), "{id}");
+    assert!(
+        id.starts_with('<') && id.ends_with('>') && id.contains('@'),
+        "{id}"
+    );
     assert_eq!(
         m.header("Subject").unwrap(),
         "[segsync] high_value: refresh failed for the Tue 2026-12-01 02:00 IST slot"

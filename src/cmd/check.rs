@@ -44,6 +44,13 @@ impl Outcome {
 }
 
 pub fn run(app: &mut App, args: CheckArgs) -> Result<()> {
+    if args.send_test.is_some() && app.config.smtp.is_none() {
+        crate::usage!(
+            "--send-test needs an [smtp] section in `{}`; add one (see the README) or drop \
+             --send-test",
+            app.config.path.display()
+        );
+    }
     let mut outcomes = check_ftp(app);
     outcomes.extend(check_smtp(app, &args));
 
@@ -113,17 +120,6 @@ fn check_ftp(app: &App) -> Vec<Outcome> {
 
 fn check_smtp(app: &App, args: &CheckArgs) -> Vec<Outcome> {
     let Some(smtp) = &app.config.smtp else {
-        if args.send_test.is_some() {
-            return vec![Outcome::from_result(
-                "smtp",
-                "smtp",
-                "-".into(),
-                Err(anyhow::anyhow!(
-                    "--send-test: `{}` has no [smtp] section, so no email can be sent",
-                    app.config.path.display()
-                )),
-            )];
-        }
         return Vec::new();
     };
     let scheme = match smtp.security {

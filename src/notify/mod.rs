@@ -222,7 +222,7 @@ pub fn check_smtp(app: &App, send_test: Option<&str>) -> Result<String> {
         None => String::new(),
     };
     smtp::test_connection(smtp).context("smtp check failed")?;
-    let mut out = format!("smtp: connected to {}{who}", smtp::describe(smtp));
+    let mut out = format!("connected to {}{who}", smtp::describe(smtp));
     if let Some(addr) = send_test {
         if !crate::validate_email(addr) {
             return Err(crate::error::UsageError(format!(

@@ -313,7 +313,7 @@ impl Config {
                 root: f.root.clone().unwrap_or_else(|| "/".into()),
                 user: f.user.clone().unwrap_or_else(|| "anonymous".into()),
                 password_env: f.password_env.clone(),
-                ca_file: f.ca_file.as_deref().map(resolve),
+                ca_file: ctx.ca_file(&f.ca_file, "ftp.ca_file", &resolve)?,
             });
         }
 
@@ -378,7 +378,7 @@ impl Config {
                     from,
                     user: s.user.clone(),
                     password_env: s.password_env.clone(),
-                    ca_file: s.ca_file.as_deref().map(resolve),
+                    ca_file: ctx.ca_file(&s.ca_file, "smtp.ca_file", &resolve)?,
                 })
             }
         };
@@ -476,6 +476,34 @@ impl Ctx<'_> {
         .into()
     }
 
+    /// Resolves a `ca_file` and checks now that it is there, so that a
+    /// typo is a configuration error with its line rather than a failed
+    /// connection at 2 a.m.
+    fn ca_file(
+        &self,
+        c: &Option<Spanned<String>>,
+        key: &str,
+        resolve: &dyn Fn(&str) -> PathBuf,
+    ) -> Result<Option<PathBuf>> {
+        let Some(c) = c else {
+            return Ok(None);
+        };
+        let path = resolve(c.get_ref());
+        if !path.is_file() {
+            return Err(self.err(
+                c.span(),
+                key,
+                &format!(
+                    "`{}` (that is `{}`) is not a file; give the CA certificate (PEM), \
+                     relative to this configuration file or absolute",
+                    c.get_ref(),
+                    path.display()
+                ),
+            ));
+        }
+        Ok(Some(path))
+    }
+
     fn duration(&self, d: &Spanned<String>, key: &str) -> Result<Duration> {
         parse_duration(d.get_ref()).map_err(|e| self.err(d.span(), key, &e))
     }
@@ -556,7 +584,7 @@ struct RawFtp {
     root: Option<String>,
     user: Option<String>,
     password_env: Option<String>,
-    ca_file: Option<String>,
+    ca_file: Option<Spanned<String>>,
 }
 
 #[derive(Deserialize)]
@@ -566,7 +594,7 @@ struct RawSmtp {
     from: Spanned<String>,
     user: Option<String>,
     password_env: Option<String>,
-    ca_file: Option<String>,
+    ca_file: Option<Spanned<String>>,
     tls: Option<Spanned<String>>,
 }
 
@@ -604,7 +632,9 @@ mod tests {
 
     #[test]
     fn full() {
-        let c = parse(
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(dir.path().join("ca.pem"), "not checked here").unwrap();
+        let c = Config::parse(
             r#"
 database = "data/seg.db"
 timezone = "Asia/Kolkata"
@@ -624,14 +654,18 @@ from = "segsync@example.com"
 [organization]
 members = ["A@example.com"]
 "#,
+            &dir.path().join("segments.toml"),
         )
         .unwrap();
-        assert_eq!(c.database, PathBuf::from("/etc/segsync/data/seg.db"));
+        assert_eq!(c.database, dir.path().join("data/seg.db"));
         assert_eq!(c.timezone, chrono_tz::Asia::Kolkata);
         let f = &c.ftp[0];
         assert!(f.secure);
         assert_eq!((f.host.as_str(), f.port), ("ftp.example.com", 2121));
-        assert_eq!(f.ca_file.as_deref(), Some(Path::new("/etc/segsync/ca.pem")));
+        assert_eq!(
+            f.ca_file.as_deref(),
+            Some(dir.path().join("ca.pem").as_path())
+        );
         let s = c.smtp.unwrap();
         assert_eq!((s.security, s.port), (SmtpSecurity::StartTls, 587));
         assert!(c.members.unwrap().contains(&"a@example.com".to_string()));
@@ -679,6 +713,11 @@ members = ["A@example.com"]
             "[smtp]\nurl = \"smtp://127.0.0.1:2525\"\nfrom = \"a@b.c\"\ntls = \"none\"\n"
         )
         .is_ok());
+        let e = err("[[ftp]]\nname = \"a\"\nurl = \"ftps://h\"\nca_file = \"nope.pem\"\n");
+        assert!(
+            e.contains(":4: `ftp.ca_file`") && e.contains("/etc/segsync/nope.pem"),
+            "{e}"
+        );
         let e = err("[[ftp]]\nname = \"a\"\nurl = \"ftp://u:secret@h\"\n");
         assert!(e.contains("credentials") && !e.contains("secret"), "{e}");
     }

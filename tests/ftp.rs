@@ -319,7 +319,9 @@ fn check_reports_each_connection_and_fails_when_one_fails() {
 
     let run = sb.run_ftp(&["check"]).expect(1);
     let lines: Vec<&str> = run.stdout.lines().collect();
-    assert_eq!(lines.len(), 3, "{}", run.stdout);
+    // Three connections, then the note that no [smtp] is configured.
+    assert_eq!(lines.len(), 4, "{}", run.stdout);
+    assert!(lines[3].contains("no [smtp] section"), "{}", lines[3]);
     assert!(
         lines[0].starts_with("ok   ftp `plain` (ftp://127.0.0.1:"),
         "{}",

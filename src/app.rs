@@ -29,6 +29,7 @@ impl App {
 
     /// An app over an already loaded configuration.
     pub fn with_config(config: Config, global: &Global) -> App {
+        crate::output::set_display_zone(config.timezone);
         let clock = match global.now {
             Some(t) => Clock::starting_at(t),
             None => Clock::system(),

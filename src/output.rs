@@ -61,6 +61,37 @@ pub fn write_stdout_bytes(bytes: &[u8]) -> anyhow::Result<()> {
     }
 }
 
+/// The zone JSON output writes instants in: the organisation's, set once
+/// by the command from the configuration (UTC until then).
+static DISPLAY_ZONE: std::sync::OnceLock<chrono_tz::Tz> = std::sync::OnceLock::new();
+
+/// Sets the zone of JSON instants (the first call wins).
+pub fn set_display_zone(tz: chrono_tz::Tz) {
+    let _ = DISPLAY_ZONE.set(tz);
+}
+
+/// Serialises an instant as RFC 3339 with the organisation's offset, so
+/// that every time in one JSON document reads alike (`run-due`'s `slot`,
+/// `next_slots`, and an execution's times).
+pub fn local_time<S: serde::Serializer>(
+    t: &chrono::DateTime<chrono::Utc>,
+    s: S,
+) -> Result<S::Ok, S::Error> {
+    let tz = DISPLAY_ZONE.get().copied().unwrap_or(chrono_tz::UTC);
+    s.serialize_str(&crate::schedule::rfc3339_in(tz, *t))
+}
+
+/// [`local_time`] for an optional instant (null when absent).
+pub fn local_time_opt<S: serde::Serializer>(
+    t: &Option<chrono::DateTime<chrono::Utc>>,
+    s: S,
+) -> Result<S::Ok, S::Error> {
+    match t {
+        Some(t) => local_time(t, s),
+        None => s.serialize_none(),
+    }
+}
+
 /// Prints `value` as pretty JSON on stdout. A reader that went away
 /// (`segsync logs --json | head`) is not an error.
 pub fn print_json<T: Serialize + ?Sized>(value: &T) -> anyhow::Result<()> {

@@ -319,6 +319,20 @@ fn slots_show_in_the_configured_zone_and_inactive_segments_are_skipped() {
     assert_eq!(field(&out[0], "slot"), "2026-04-01T02:00:00+05:30");
     assert_eq!(field(&out[0], "action"), "run");
 
+    // A real run: the execution's times carry the same offset as the slot,
+    // in run-due's output and in the log, so scripts can compare them.
+    let out = run_due(&sb, "2026-04-01T00:00:00Z", &["--segment", "monthly"], 1);
+    assert_eq!(
+        field(&out[0]["execution"], "slot"),
+        "2026-04-01T02:00:00+05:30"
+    );
+    assert_eq!(
+        field(&out[0]["execution"], "started_at"),
+        "2026-04-01T05:30:00+05:30"
+    );
+    let log = logs(&sb);
+    assert_eq!(field(&log[0], "slot"), field(&out[0], "slot"));
+
     let out = run_due(
         &sb,
         "2026-04-01T00:00:00Z",

@@ -82,14 +82,18 @@ pub struct Execution {
     pub segment: String,
     #[serde(skip)]
     pub segment_id: i64,
+    #[serde(serialize_with = "crate::output::local_time_opt")]
     pub slot: Option<DateTime<Utc>>,
     pub trigger: Trigger,
     pub attempt: i64,
+    #[serde(serialize_with = "crate::output::local_time")]
     pub started_at: DateTime<Utc>,
+    #[serde(serialize_with = "crate::output::local_time_opt")]
     pub finished_at: Option<DateTime<Utc>>,
     pub outcome: Outcome,
     pub file: Option<String>,
     pub file_size: Option<i64>,
+    #[serde(serialize_with = "crate::output::local_time_opt")]
     pub file_modified: Option<DateTime<Utc>>,
     pub sha256: Option<String>,
     pub rows_read: Option<i64>,

@@ -5,7 +5,10 @@
 //! so that `started_at` and `finished_at` of one execution still differ.
 //! Nothing else in the crate may call `Utc::now()`.
 
-use chrono::{DateTime, Utc};
+use crate::error::UsageError;
+use anyhow::Result;
+use chrono::{DateTime, NaiveDate, TimeZone, Utc};
+use chrono_tz::Tz;
 use std::time::Instant;
 
 /// A clock that starts at a given instant and runs at real speed.
@@ -39,4 +42,30 @@ impl Clock {
         let elapsed = chrono::Duration::from_std(self.started.elapsed()).unwrap_or_default();
         self.base + elapsed
     }
+}
+
+/// A moment given on the command line (`--as-of`, `--since`): RFC 3339, or
+/// `YYYY-MM-DD` meaning the start of that day in
+/// the configured time zone (the first valid instant of the day when
+/// midnight falls in a daylight-saving gap).
+pub fn parse_when(text: &str, tz: Tz, option: &str) -> Result<DateTime<Utc>> {
+    if let Ok(t) = DateTime::parse_from_rfc3339(text) {
+        return Ok(t.with_timezone(&Utc));
+    }
+    let Ok(date) = NaiveDate::parse_from_str(text, "%Y-%m-%d") else {
+        return Err(UsageError(format!(
+            "{option} `{text}` is neither a date (YYYY-MM-DD) nor an RFC 3339 time \
+             (e.g. 2024-05-01T09:30:00Z)"
+        ))
+        .into());
+    };
+    let midnight = date.and_hms_opt(0, 0, 0).expect("midnight exists");
+    // Walk forward minute by minute through a gap (at most a few hours).
+    for m in 0..=24 * 60 {
+        let local = midnight + chrono::Duration::minutes(m);
+        if let Some(t) = tz.from_local_datetime(&local).earliest() {
+            return Ok(t.with_timezone(&Utc));
+        }
+    }
+    Err(UsageError(format!("{option} `{text}` has no valid time in {tz}")).into())
 }

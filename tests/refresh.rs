@@ -323,3 +323,31 @@ fn logs_rejected_lists_the_kept_rejected_rows() {
     assert_eq!(rejected[0]["field"], "user_id");
     assert_eq!(v[0]["rows_rejected"], 2);
 }
+
+#[test]
+fn members_as_json_keeps_the_file_header_names() {
+    let sb = Sandbox::new("timezone = \"UTC\"\n");
+    sb.run_at(DAY1, &["create", "ids", "--type", "scd"])
+        .expect(0);
+    let f = sb.write(
+        "ids.csv",
+        "user_id,tier\n7,high\n3,\"low, \"\"really\"\"\"\n",
+    );
+    sb.run_at(DAY1, &["refresh", "ids", "--file", f.to_str().unwrap()])
+        .expect(0);
+    let v = sb
+        .run_at(DAY1, &["members", "ids", "--json"])
+        .expect(0)
+        .json();
+    assert_eq!(
+        v,
+        serde_json::json!([
+            {"user_id": 3, "tier": "low, \"really\""},
+            {"user_id": 7, "tier": "high"}
+        ])
+    );
+    let none = sb
+        .run_at(DAY1, &["members", "ids", "--json", "--as-of", "2020-01-01"])
+        .expect(0);
+    assert_eq!(none.json(), serde_json::json!([]));
+}

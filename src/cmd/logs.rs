@@ -4,9 +4,8 @@ use crate::app::App;
 use crate::cli::LogsArgs;
 use crate::output::{paint, Color};
 use crate::store::{Execution, ExecutionFilter, Outcome, RejectedRow};
-use crate::usage;
 use anyhow::Result;
-use chrono::{DateTime, NaiveDate, TimeZone, Utc};
+use chrono::{DateTime, Utc};
 use chrono_tz::Tz;
 use serde::Serialize;
 
@@ -19,7 +18,7 @@ pub fn run(app: &mut App, args: LogsArgs) -> Result<()> {
         None => None,
     };
     let since = match &args.since {
-        Some(s) => Some(parse_when(s, app.config.timezone, "--since")?),
+        Some(s) => Some(crate::clock::parse_when(s, app.config.timezone, "--since")?),
         None => None,
     };
     let execs = app.store()?.executions(&ExecutionFilter {
@@ -88,28 +87,6 @@ fn print_rejected(rows: &[RejectedRow], counted: Option<i64>) {
     if more > 0 {
         crate::outln!("     ... and {more} more (only the first 1,000 are kept)");
     }
-}
-
-/// Parses `YYYY-MM-DD` (the start of that day in `tz`) or an RFC 3339
-/// instant.
-pub fn parse_when(s: &str, tz: Tz, option: &str) -> Result<DateTime<Utc>> {
-    if let Ok(t) = DateTime::parse_from_rfc3339(s) {
-        return Ok(t.with_timezone(&Utc));
-    }
-    if let Ok(d) = NaiveDate::parse_from_str(s, "%Y-%m-%d") {
-        let start = d.and_hms_opt(0, 0, 0).expect("midnight");
-        // A day that starts inside a DST gap starts at the gap's end.
-        let t = tz.from_local_datetime(&start).earliest().or_else(|| {
-            tz.from_local_datetime(&(start + chrono::Duration::hours(1)))
-                .earliest()
-        });
-        if let Some(t) = t {
-            return Ok(t.with_timezone(&Utc));
-        }
-    }
-    usage!(
-        "{option} `{s}` is neither a date (YYYY-MM-DD) nor an RFC 3339 time (2026-12-01T02:00:00Z)"
-    )
 }
 
 /// One log line: dot, start time, segment, slot, file, counts, error.

@@ -1,20 +1,22 @@
 //! `segsync members`: a segment's membership as CSV on stdout.
 //!
 //! The header is `<identifier type>,<partition column>`, so the output is
-//! itself a valid upload file. Rows stream in key order straight from the
+//! itself a valid upload file. With `--json`, an array of objects keyed by
+//! the same two names. Rows stream in key order straight from the
 //! database; nothing is collected in memory.
 
 use crate::app::App;
 use crate::cli::MembersArgs;
-use crate::error::UsageError;
+use crate::clock::parse_when;
 use crate::segment::{SegmentType, Status};
 use crate::store::key_text;
 use anyhow::{Context, Result};
-use chrono::{DateTime, NaiveDate, TimeZone, Utc};
-use chrono_tz::Tz;
+use rusqlite::types::ValueRef;
+use std::io::Write;
 
 pub fn run(app: &mut App, args: MembersArgs) -> Result<()> {
     let tz = app.config.timezone;
+    let json = app.json;
     let store = app.store()?;
     let Some(segment) = store.segment(&args.name)? else {
         crate::usage!(
@@ -51,7 +53,7 @@ pub fn run(app: &mut App, args: MembersArgs) -> Result<()> {
              drop `--as-of` to see the current members",
             segment.name
         ),
-        Some(text) => Some(parse_as_of(text, tz)?),
+        Some(text) => Some(parse_when(text, tz, "--as-of")?),
     };
     if let Some(p) = &args.partition {
         if !store.has_partition(segment.id, p)? {
@@ -70,21 +72,61 @@ pub fn run(app: &mut App, args: MembersArgs) -> Result<()> {
 
     let id_type = segment.id_type.map(|t| t.as_str()).unwrap_or("user_id");
     let column = segment.partition_column.as_deref().unwrap_or("partition");
-    let stdout = std::io::stdout().lock();
-    let mut out = csv::Writer::from_writer(std::io::BufWriter::with_capacity(256 * 1024, stdout));
-    let result = (|| -> Result<()> {
-        out.write_record([id_type, column])?;
-        store.for_each_member(segment.id, args.partition.as_deref(), as_of, |key, part| {
-            out.write_record([key_text(key)?.as_str(), part])?;
+    let stdout = std::io::BufWriter::with_capacity(256 * 1024, std::io::stdout().lock());
+    let partition = args.partition.as_deref();
+    let result = if json {
+        write_json(stdout, store, segment.id, partition, as_of, id_type, column)
+    } else {
+        let mut out = csv::Writer::from_writer(stdout);
+        (|| -> Result<()> {
+            out.write_record([id_type, column])?;
+            store.for_each_member(segment.id, partition, as_of, |key, part| {
+                out.write_record([key_text(key)?.as_str(), part])?;
+                Ok(())
+            })?;
+            out.flush()?;
             Ok(())
-        })?;
-        out.flush()?;
-        Ok(())
-    })();
+        })()
+    };
     match result {
         Err(e) if is_broken_pipe(&e) => Ok(()),
         other => other.context("failed to write the members to stdout"),
     }
+}
+
+/// `[{"user_id": 1, "tier": "high"}, ...]`, one object a line: numeric
+/// identifiers as numbers, text ones as strings.
+fn write_json(
+    mut out: impl Write,
+    store: &crate::store::Store,
+    segment_id: i64,
+    partition: Option<&str>,
+    as_of: Option<chrono::DateTime<chrono::Utc>>,
+    id_type: &str,
+    column: &str,
+) -> Result<()> {
+    let (id_key, part_key) = (
+        serde_json::to_string(id_type)?,
+        serde_json::to_string(column)?,
+    );
+    out.write_all(b"[")?;
+    let mut first = true;
+    store.for_each_member(segment_id, partition, as_of, |key, part| {
+        out.write_all(if first { b"\n  {" } else { b",\n  {" })?;
+        first = false;
+        write!(out, "{id_key}: ")?;
+        match key {
+            ValueRef::Integer(i) => write!(out, "{i}")?,
+            other => serde_json::to_writer(&mut out, &key_text(other)?)?,
+        }
+        write!(out, ", {part_key}: ")?;
+        serde_json::to_writer(&mut out, part)?;
+        out.write_all(b"}")?;
+        Ok(())
+    })?;
+    out.write_all(if first { b"]\n" } else { b"\n]\n" })?;
+    out.flush()?;
+    Ok(())
 }
 
 /// A reader such as `head` closing the pipe early is not an error.
@@ -98,53 +140,33 @@ fn is_broken_pipe(e: &anyhow::Error) -> bool {
     })
 }
 
-/// `--as-of`: RFC 3339, or `YYYY-MM-DD` meaning the start of that day in
-/// the configured time zone (the first valid instant of the day when
-/// midnight falls in a daylight-saving gap).
-pub fn parse_as_of(text: &str, tz: Tz) -> Result<DateTime<Utc>> {
-    if let Ok(t) = DateTime::parse_from_rfc3339(text) {
-        return Ok(t.with_timezone(&Utc));
-    }
-    let Ok(date) = NaiveDate::parse_from_str(text, "%Y-%m-%d") else {
-        return Err(UsageError(format!(
-            "--as-of `{text}` is neither a date (YYYY-MM-DD) nor an RFC 3339 time \
-             (e.g. 2024-05-01T09:30:00Z)"
-        ))
-        .into());
-    };
-    let midnight = date.and_hms_opt(0, 0, 0).expect("midnight exists");
-    // Walk forward minute by minute through a gap (at most a few hours).
-    for m in 0..=24 * 60 {
-        let local = midnight + chrono::Duration::minutes(m);
-        if let Some(t) = tz.from_local_datetime(&local).earliest() {
-            return Ok(t.with_timezone(&Utc));
-        }
-    }
-    Err(UsageError(format!("--as-of `{text}` has no valid time in {tz}")).into())
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::clock::parse_when;
 
     #[test]
     fn as_of_dates_start_the_day_in_the_zone() {
         let tz: Tz = "Asia/Kolkata".parse().unwrap();
         assert_eq!(
-            parse_as_of("2024-05-01", tz).unwrap().to_rfc3339(),
+            parse_when("2024-05-01", tz, "--as-of")
+                .unwrap()
+                .to_rfc3339(),
             "2024-04-30T18:30:00+00:00"
         );
         assert_eq!(
-            parse_as_of("2024-05-01T10:00:00+02:00", tz)
+            parse_when("2024-05-01T10:00:00+02:00", tz, "--as-of")
                 .unwrap()
                 .to_rfc3339(),
             "2024-05-01T08:00:00+00:00"
         );
-        assert!(parse_as_of("May 1", tz).is_err());
+        assert!(parse_when("May 1", tz, "--as-of").is_err());
         // Midnight does not exist in Santiago on the DST start day.
         let cl: Tz = "America/Santiago".parse().unwrap();
         assert_eq!(
-            parse_as_of("2022-09-11", cl).unwrap().to_rfc3339(),
+            parse_when("2022-09-11", cl, "--as-of")
+                .unwrap()
+                .to_rfc3339(),
             "2022-09-11T04:00:00+00:00"
         );
     }

@@ -69,3 +69,34 @@ pub fn parse_when(text: &str, tz: Tz, option: &str) -> Result<DateTime<Utc>> {
     }
     Err(UsageError(format!("{option} `{text}` has no valid time in {tz}")).into())
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn dates_start_the_day_in_the_zone() {
+        let tz: Tz = "Asia/Kolkata".parse().unwrap();
+        assert_eq!(
+            parse_when("2024-05-01", tz, "--as-of")
+                .unwrap()
+                .to_rfc3339(),
+            "2024-04-30T18:30:00+00:00"
+        );
+        assert_eq!(
+            parse_when("2024-05-01T10:00:00+02:00", tz, "--as-of")
+                .unwrap()
+                .to_rfc3339(),
+            "2024-05-01T08:00:00+00:00"
+        );
+        assert!(parse_when("May 1", tz, "--as-of").is_err());
+        // Midnight does not exist in Santiago on the DST start day.
+        let cl: Tz = "America/Santiago".parse().unwrap();
+        assert_eq!(
+            parse_when("2022-09-11", cl, "--as-of")
+                .unwrap()
+                .to_rfc3339(),
+            "2022-09-11T04:00:00+00:00"
+        );
+    }
+}

@@ -606,6 +606,10 @@ fn segment_due(
         }
     }
 
+    if !dry_run && since < latest {
+        announce_abandoned_slot(app, segment, &plan, since)?;
+    }
+
     let state = app.store()?.slot_state(segment.id, latest)?;
     let decision = decide(latest, next, &state, now, &retry, fmt);
     if dry_run || decision.claim_plan() == ClaimPlan::Skip {
@@ -754,6 +758,35 @@ fn finished(app: &mut App, segment: &Segment, plan: &Plan, done: &Execution, r: 
         .ok()
         .and_then(|s| s.execution(done.id).ok().flatten());
     r.execution = Some(stored.unwrap_or_else(|| done.clone()));
+}
+
+/// A slot whose last attempt failed with retries left, and whose next slot
+/// came before any `run-due` retried it (downtime), has ended in failure
+/// without anyone being told: tell them now. The notifier ignores an
+/// execution it already decided about, so this never sends twice.
+fn announce_abandoned_slot(
+    app: &mut App,
+    segment: &Segment,
+    plan: &Plan,
+    slot: DateTime<Utc>,
+) -> Result<()> {
+    let Some(last) = app.store()?.slot_executions(segment.id, slot)?.pop() else {
+        return Ok(());
+    };
+    if last.outcome == Outcome::Failed && last.notified.is_none() {
+        debug!(
+            segment = %segment.name,
+            slot = %Fmt(app.config.timezone).t(slot),
+            "the next slot came before a retry: the slot ended in failure"
+        );
+        let outlook = Outlook {
+            final_failure: true,
+            next_attempt: None,
+            next_slot: plan.after(slot),
+        };
+        notify(app, segment, &last, &outlook);
+    }
+    Ok(())
 }
 
 /// Notifies, never failing the refresh: a failed send is the notifier's

@@ -658,6 +658,54 @@ fn ftp_a_run_due_killed_mid_load_keeps_the_old_data_and_is_taken_over() {
 fn ftp_one_email_when_a_slot_finally_fails_and_one_when_it_recovers() {
     use common::smtpserver::{Options, Security, SmtpServer};
     let smtp = SmtpServer::start(Options::new(Security::Plain));
+    let w = mail_world(&smtp);
+    // No file: attempt 1 fails (a retry will come: no email), attempt 2
+    // fails (the last one: one email).
+    w.run_due("2026-03-05T02:05:00Z", &[], 1);
+    assert_eq!(smtp.messages().len(), 0);
+    w.run_due("2026-03-05T02:40:00Z", &[], 1);
+    assert_eq!(smtp.messages().len(), 1);
+    assert_eq!(smtp.messages()[0].to, vec!["crm@example.com".to_string()]);
+    // The next slot loads: one recovery email.
+    w.put("seg__0306.csv", &csv(3), "2026-03-06T01:00:00Z");
+    let out = w.run_due("2026-03-06T02:05:00Z", &[], 0);
+    assert_eq!(field(&out[0]["execution"], "outcome"), "success");
+    assert_eq!(smtp.messages().len(), 2);
+}
+
+#[test]
+fn ftp_a_slot_left_failing_by_downtime_is_announced_once_then_recovers() {
+    use common::smtpserver::{Options, Security, SmtpServer};
+    let smtp = SmtpServer::start(Options::new(Security::Plain));
+    let w = mail_world(&smtp);
+    // Attempt 1 fails with a retry to come: no email yet.
+    w.run_due("2026-03-05T02:05:00Z", &[], 1);
+    assert_eq!(smtp.messages().len(), 0);
+    // Downtime: no run-due until the next slot, which loads. The first
+    // slot ended in failure when its next slot came: one failure email,
+    // then the recovery.
+    w.put("seg__0306.csv", &csv(3), "2026-03-06T01:00:00Z");
+    let out = w.run_due("2026-03-06T02:05:00Z", &[], 0);
+    assert_eq!(field(&out[0]["execution"], "outcome"), "success");
+    let subjects: Vec<String> = smtp
+        .messages()
+        .iter()
+        .map(|m| m.header("Subject").unwrap_or_default())
+        .collect();
+    assert_eq!(subjects.len(), 2, "{subjects:?}");
+    assert!(
+        subjects[0].contains("refresh failed for the"),
+        "{subjects:?}"
+    );
+    assert!(subjects[1].contains("succeeded again"), "{subjects:?}");
+    // Later runs do not announce it again.
+    w.run_due("2026-03-06T03:05:00Z", &[], 0);
+    assert_eq!(smtp.messages().len(), 2);
+}
+
+/// A segment `seg` (daily, UTC, 2 attempts 30m apart) over a real FTP
+/// server, emailing crm@example.com through `smtp`.
+fn mail_world(smtp: &common::smtpserver::SmtpServer) -> World {
     let root = tempfile::tempdir().unwrap();
     let server = FtpServer::start(root.path());
     let config = format!(
@@ -675,21 +723,9 @@ fn ftp_one_email_when_a_slot_finally_fails_and_one_when_it_recovers() {
         "daily",
         &["--recipient", "crm@example.com"],
     );
-    let w = World {
+    World {
         _root: root,
         server,
         sb,
-    };
-    // No file: attempt 1 fails (a retry will come: no email), attempt 2
-    // fails (the last one: one email).
-    w.run_due("2026-03-05T02:05:00Z", &[], 1);
-    assert_eq!(smtp.messages().len(), 0);
-    w.run_due("2026-03-05T02:40:00Z", &[], 1);
-    assert_eq!(smtp.messages().len(), 1);
-    assert_eq!(smtp.messages()[0].to, vec!["crm@example.com".to_string()]);
-    // The next slot loads: one recovery email.
-    w.put("seg__0306.csv", &csv(3), "2026-03-06T01:00:00Z");
-    let out = w.run_due("2026-03-06T02:05:00Z", &[], 0);
-    assert_eq!(field(&out[0]["execution"], "outcome"), "success");
-    assert_eq!(smtp.messages().len(), 2);
+    }
 }

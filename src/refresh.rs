@@ -326,7 +326,39 @@ fn temp_root(app: &App) -> Result<PathBuf> {
     let root = dir.join(".segsync-tmp");
     std::fs::create_dir_all(&root)
         .with_context(|| format!("failed to create the temporary folder `{}`", root.display()))?;
+    remove_stale_downloads(&root);
     Ok(root)
+}
+
+/// How old a download folder must be before a later refresh removes it.
+/// A download in progress is never this old: the claim lease is shorter.
+const STALE_DOWNLOAD: std::time::Duration = std::time::Duration::from_secs(24 * 3600);
+
+/// Removes download folders left by a process that was killed (a normal
+/// end removes its own). Best effort: a failure here never fails a refresh.
+fn remove_stale_downloads(root: &Path) {
+    let Ok(entries) = std::fs::read_dir(root) else {
+        return;
+    };
+    for entry in entries.flatten() {
+        let name = entry.file_name();
+        if !name.to_string_lossy().starts_with("download-") {
+            continue;
+        }
+        let old = entry
+            .metadata()
+            .and_then(|m| m.modified())
+            .ok()
+            .and_then(|t| t.elapsed().ok())
+            .is_some_and(|age| age > STALE_DOWNLOAD);
+        if old {
+            tracing::debug!(
+                "removing the stale download folder `{}`",
+                entry.path().display()
+            );
+            let _ = std::fs::remove_dir_all(entry.path());
+        }
+    }
 }
 
 fn sha256_file(path: &Path) -> Result<String> {
@@ -342,4 +374,29 @@ fn sha256_file(path: &Path) -> Result<String> {
         h.update(&buf[..n]);
     }
     Ok(format!("{:x}", h.finalize()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn only_old_download_folders_are_removed() {
+        let root = tempfile::tempdir().unwrap();
+        let make = |name: &str, age_hours: u64| {
+            let p = root.path().join(name);
+            std::fs::create_dir(&p).unwrap();
+            let when =
+                std::time::SystemTime::now() - std::time::Duration::from_secs(age_hours * 3600);
+            std::fs::File::open(&p).unwrap().set_modified(when).unwrap();
+            p
+        };
+        let old = make("download-old", 30);
+        let fresh = make("download-fresh", 1);
+        let other = make("keep-me", 30);
+        remove_stale_downloads(root.path());
+        assert!(!old.exists());
+        assert!(fresh.exists());
+        assert!(other.exists());
+    }
 }

@@ -269,6 +269,18 @@ fn prefix_of(key: &[u8]) -> u64 {
     u64::from_be_bytes(head)
 }
 
+/// Orders two keys whose prefixes ([`prefix_of`]) are equal. If either is
+/// at most eight bytes long, it lies wholly in the prefix (zero padding
+/// matching the other's bytes), so it is the start of the other: the
+/// shorter comes first. Otherwise the first eight bytes are equal.
+fn cmp_after_prefix(a: &[u8], b: &[u8]) -> Ordering {
+    if a.len() <= 8 || b.len() <= 8 {
+        a.len().cmp(&b.len())
+    } else {
+        a[8..].cmp(&b[8..])
+    }
+}
+
 /// Collects valid rows into chunks of at most `budget` bytes, sorting and
 /// spilling each full chunk to an anonymous temporary file. Keys arrive
 /// as their sort bytes ([`SortKey::encode`]).
@@ -345,8 +357,10 @@ impl<K: SortKey> Sorter<K> {
             a.prefix
                 .cmp(&b.prefix)
                 .then_with(|| {
-                    arena[a.off as usize..(a.off + a.len) as usize]
-                        .cmp(&arena[b.off as usize..(b.off + b.len) as usize])
+                    cmp_after_prefix(
+                        &arena[a.off as usize..(a.off + a.len) as usize],
+                        &arena[b.off as usize..(b.off + b.len) as usize],
+                    )
                 })
                 .then(a.line.cmp(&b.line))
         });
@@ -509,7 +523,7 @@ impl Source {
     fn before(&self, other: &Source) -> bool {
         self.prefix
             .cmp(&other.prefix)
-            .then_with(|| self.key.cmp(&other.key))
+            .then_with(|| cmp_after_prefix(&self.key, &other.key))
             .then(self.line.cmp(&other.line))
             == Ordering::Less
     }
@@ -586,11 +600,7 @@ pub enum Verdict<K> {
     /// The key again with the same partition: counted once, not rejected.
     Duplicate,
     /// The key again with another partition: the later row is rejected.
-    Conflict {
-        later: Entry<K>,
-        first_line: u64,
-        first_part: u32,
-    },
+    Conflict { later: Entry<K>, first_line: u64 },
 }
 
 /// What the merge decided about a row; keys are sort bytes borrowed until
@@ -698,7 +708,7 @@ impl<K: SortKey> Dedupe<K> {
                 later_line,
                 later_part,
                 first_line,
-                first_part,
+                ..
             }) => Some(Verdict::Conflict {
                 later: Entry {
                     key: K::decode(key)?,
@@ -706,7 +716,6 @@ impl<K: SortKey> Dedupe<K> {
                     part: later_part,
                 },
                 first_line,
-                first_part,
             }),
         })
     }
@@ -829,6 +838,50 @@ mod tests {
                     a.as_bytes().cmp(b.as_bytes()),
                     "{a:?} vs {b:?}"
                 );
+            }
+        }
+    }
+
+    #[test]
+    fn sort_bytes_order_like_the_keys() {
+        let words = [
+            "",
+            "a",
+            "a\u{0}",
+            "a\u{0}\u{0}",
+            "ab",
+            "abcdefg",
+            "abcdefgh",
+            "abcdefgh\u{0}",
+            "abcdefghi",
+            "abcdefgi",
+            "abcdefgi\u{0}x",
+            "B",
+            "é",
+            "éé",
+        ];
+        let key = |w: &str| {
+            let mut b = Vec::new();
+            w.to_string().encode(&mut b);
+            b
+        };
+        for a in words {
+            for b in words {
+                let (ka, kb) = (key(a), key(b));
+                let got = prefix_of(&ka)
+                    .cmp(&prefix_of(&kb))
+                    .then_with(|| cmp_after_prefix(&ka, &kb));
+                assert_eq!(got, a.as_bytes().cmp(b.as_bytes()), "{a:?} vs {b:?}");
+            }
+        }
+        let ints = [i64::MIN, -10, -1, 0, 1, 9, 10, 255, 256, i64::MAX];
+        for a in ints {
+            for b in ints {
+                let (mut ka, mut kb) = (Vec::new(), Vec::new());
+                a.encode(&mut ka);
+                b.encode(&mut kb);
+                assert_eq!(ka.cmp(&kb), a.cmp(&b), "{a} vs {b}");
+                assert_eq!(i64::decode(&ka).unwrap(), a);
             }
         }
     }

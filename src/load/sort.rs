@@ -281,12 +281,65 @@ fn cmp_after_prefix(a: &[u8], b: &[u8]) -> Ordering {
     }
 }
 
+/// Rows waiting to be sorted: their slots and one arena of key bytes.
+struct Chunk {
+    slots: Vec<Slot>,
+    arena: Vec<u8>,
+}
+
+impl Chunk {
+    /// Reserved once and never grown (a doubling vector briefly holds both
+    /// copies); pages of the reservation never written cost no memory.
+    fn with_capacity(slots: usize, arena: usize) -> Self {
+        Chunk {
+            slots: Vec::with_capacity(slots),
+            arena: Vec::with_capacity(arena),
+        }
+    }
+
+    fn key(&self, s: &Slot) -> &[u8] {
+        &self.arena[s.off as usize..(s.off + s.len) as usize]
+    }
+
+    fn sort(&mut self) {
+        let arena = &self.arena;
+        let key = |s: &Slot| &arena[s.off as usize..(s.off + s.len) as usize];
+        self.slots.sort_unstable_by(|a, b| {
+            a.prefix
+                .cmp(&b.prefix)
+                .then_with(|| cmp_after_prefix(key(a), key(b)))
+                .then(a.line.cmp(&b.line))
+        });
+    }
+
+    /// Sorts the chunk, writes it as a run and empties it.
+    fn spill(&mut self, temp_dir: &Path) -> io::Result<File> {
+        self.sort();
+        let mut w = RunWriter::new(temp_dir)?;
+        for s in &self.slots {
+            w.write(self.key(s), s.part, s.line)?;
+        }
+        self.slots.clear();
+        self.arena.clear();
+        w.finish()
+    }
+}
+
 /// Collects valid rows into chunks of at most `budget` bytes, sorting and
 /// spilling each full chunk to an anonymous temporary file. Keys arrive
 /// as their sort bytes ([`SortKey::encode`]).
+///
+/// Two chunks of half the budget each: while a thread sorts and writes a
+/// full one, the reader fills the other (reading, validating and sorting
+/// cost about the same, and the machine has a second core).
 pub struct Sorter<K> {
-    slots: Vec<Slot>,
-    arena: Vec<u8>,
+    chunk: Chunk,
+    /// The other chunk, empty, when no spill is under way.
+    spare: Option<Chunk>,
+    /// The spill under way, giving back its run and its emptied chunk.
+    spilling: Option<std::thread::JoinHandle<io::Result<(File, Chunk)>>>,
+    /// Capacities of a chunk (to rebuild one lost with a failed spill).
+    capacity: (usize, usize),
     runs: Vec<File>,
     /// Chunks spilled so far (runs may have been folded since).
     spills: usize,
@@ -298,15 +351,17 @@ pub struct Sorter<K> {
 
 impl<K: SortKey> Sorter<K> {
     pub fn new(temp_dir: &Path, budget: usize) -> Self {
-        // Both vectors are reserved once and never grow (a doubling vector
-        // briefly holds both copies); pages of the reservation that are
-        // never written cost no memory.
+        let half = budget / 2;
         let per_entry = std::mem::size_of::<Slot>() + K::TYPICAL_LEN;
-        let slots = (budget / per_entry).max(1);
-        let arena = budget.saturating_sub(slots * std::mem::size_of::<Slot>());
+        let slots = (half / per_entry).max(1);
+        let arena = half
+            .saturating_sub(slots * std::mem::size_of::<Slot>())
+            .max(K::TYPICAL_LEN);
         Sorter {
-            slots: Vec::with_capacity(slots),
-            arena: Vec::with_capacity(arena.max(K::TYPICAL_LEN)),
+            chunk: Chunk::with_capacity(slots, arena),
+            spare: Some(Chunk::with_capacity(slots, arena)),
+            spilling: None,
+            capacity: (slots, arena),
             runs: Vec::new(),
             spills: 0,
             temp_dir: temp_dir.to_path_buf(),
@@ -328,19 +383,20 @@ impl<K: SortKey> Sorter<K> {
 
     /// Adds a row whose key is given by its sort bytes.
     pub fn push_encoded(&mut self, key: &[u8], line: u64, part: u32) -> io::Result<()> {
-        if !self.arena.is_empty() && self.arena.len() + key.len() > self.arena.capacity() {
+        let arena = &self.chunk.arena;
+        if !arena.is_empty() && arena.len() + key.len() > arena.capacity() {
             self.spill()?;
         }
-        let off = self.arena.len() as u32;
-        self.arena.extend_from_slice(key);
-        self.slots.push(Slot {
+        let off = self.chunk.arena.len() as u32;
+        self.chunk.arena.extend_from_slice(key);
+        self.chunk.slots.push(Slot {
             prefix: prefix_of(key),
             off,
             len: key.len() as u32,
             part,
             line,
         });
-        if self.slots.len() == self.slots.capacity() {
+        if self.chunk.slots.len() == self.chunk.slots.capacity() {
             self.spill()?;
         }
         Ok(())
@@ -351,35 +407,15 @@ impl<K: SortKey> Sorter<K> {
         self.spills
     }
 
-    fn sort_chunk(&mut self) {
-        let arena = &self.arena;
-        self.slots.sort_unstable_by(|a, b| {
-            a.prefix
-                .cmp(&b.prefix)
-                .then_with(|| {
-                    cmp_after_prefix(
-                        &arena[a.off as usize..(a.off + a.len) as usize],
-                        &arena[b.off as usize..(b.off + b.len) as usize],
-                    )
-                })
-                .then(a.line.cmp(&b.line))
-        });
-    }
-
-    fn spill(&mut self) -> io::Result<()> {
-        self.sort_chunk();
-        let mut w = RunWriter::new(&self.temp_dir)?;
-        for s in &self.slots {
-            w.write(
-                &self.arena[s.off as usize..(s.off + s.len) as usize],
-                s.part,
-                s.line,
-            )?;
+    /// Waits for the spill under way, if any, and keeps its run.
+    fn collect(&mut self) -> io::Result<()> {
+        if let Some(h) = self.spilling.take() {
+            let (run, chunk) = h
+                .join()
+                .map_err(|_| io::Error::other("the sorting thread stopped"))??;
+            self.runs.push(run);
+            self.spare = Some(chunk);
         }
-        self.runs.push(w.finish()?);
-        self.spills += 1;
-        self.slots.clear();
-        self.arena.clear();
         if self.runs.len() >= MAX_RUNS {
             // Too many open runs would exhaust file descriptors and split
             // the merge's buffers too thin: fold them into one.
@@ -393,15 +429,36 @@ impl<K: SortKey> Sorter<K> {
         Ok(())
     }
 
+    /// Hands the full chunk to a thread that sorts and writes it, and goes
+    /// on with the other one.
+    fn spill(&mut self) -> io::Result<()> {
+        self.collect()?;
+        let (slots, arena) = self.capacity;
+        let empty = self
+            .spare
+            .take()
+            .unwrap_or_else(|| Chunk::with_capacity(slots, arena));
+        let mut full = std::mem::replace(&mut self.chunk, empty);
+        let dir = self.temp_dir.clone();
+        self.spilling = Some(std::thread::spawn(move || {
+            let run = full.spill(&dir)?;
+            Ok((run, full))
+        }));
+        self.spills += 1;
+        Ok(())
+    }
+
     /// Merges every run and the chunk still in memory, in key order, line
     /// order within a key.
     pub fn finish(mut self) -> io::Result<Merged<K>> {
-        self.sort_chunk();
-        let chunk = (
-            std::mem::take(&mut self.slots).into_iter(),
-            std::mem::take(&mut self.arena),
-        );
-        merge(std::mem::take(&mut self.runs), Some(chunk))
+        self.collect()?;
+        self.spare = None;
+        self.chunk.sort();
+        let Chunk { slots, arena } = std::mem::replace(&mut self.chunk, Chunk::with_capacity(0, 0));
+        merge(
+            std::mem::take(&mut self.runs),
+            Some((slots.into_iter(), arena)),
+        )
     }
 }
 
@@ -876,7 +933,9 @@ mod tests {
         let mut x = 12345u64;
         let mut want = Vec::new();
         for line in 0..40_000u64 {
-            x = x.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
+            x = x
+                .wrapping_mul(6364136223846793005)
+                .wrapping_add(1442695040888963407);
             let len = (x >> 59) as usize;
             let key = format!("{:0len$}", x >> 40, len = len);
             want.push((key.clone(), line));

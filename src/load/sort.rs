@@ -251,33 +251,41 @@ pub struct Entry<K> {
 /// chunk of a million text keys is two allocations, not a million.
 #[derive(Debug, Clone, Copy)]
 struct Slot {
-    /// The key's first eight bytes, big-endian and zero padded: most
-    /// comparisons end here without touching the arena.
-    prefix: u64,
+    /// The key's first sixteen bytes, big-endian and zero padded: most
+    /// comparisons end here without touching the arena (eight were not
+    /// enough: addresses such as `user1234567@...` share their first eight
+    /// bytes by the thousand).
+    prefix: Prefix,
     off: u32,
     len: u32,
     part: u32,
     line: u64,
 }
 
-/// The first eight bytes of `key` as a number that orders like the bytes
-/// (ties broken by comparing the whole keys).
-fn prefix_of(key: &[u8]) -> u64 {
-    let mut head = [0u8; 8];
-    let n = key.len().min(8);
+/// The first sixteen bytes of a key as two numbers that order like the
+/// bytes (ties broken by [`cmp_after_prefix`]).
+type Prefix = (u64, u64);
+
+fn prefix_of(key: &[u8]) -> Prefix {
+    let mut head = [0u8; 16];
+    let n = key.len().min(16);
     head[..n].copy_from_slice(&key[..n]);
-    u64::from_be_bytes(head)
+    let (a, b) = head.split_at(8);
+    (
+        u64::from_be_bytes(a.try_into().expect("8 bytes")),
+        u64::from_be_bytes(b.try_into().expect("8 bytes")),
+    )
 }
 
 /// Orders two keys whose prefixes ([`prefix_of`]) are equal. If either is
-/// at most eight bytes long, it lies wholly in the prefix (zero padding
+/// at most sixteen bytes long, it lies wholly in the prefix (zero padding
 /// matching the other's bytes), so it is the start of the other: the
-/// shorter comes first. Otherwise the first eight bytes are equal.
+/// shorter comes first. Otherwise the first sixteen bytes are equal.
 fn cmp_after_prefix(a: &[u8], b: &[u8]) -> Ordering {
-    if a.len() <= 8 || b.len() <= 8 {
+    if a.len() <= 16 || b.len() <= 16 {
         a.len().cmp(&b.len())
     } else {
-        a[8..].cmp(&b[8..])
+        a[16..].cmp(&b[16..])
     }
 }
 
@@ -539,7 +547,7 @@ enum Feed {
 /// are reused from row to row.
 struct Source {
     feed: Feed,
-    prefix: u64,
+    prefix: Prefix,
     key: Vec<u8>,
     part: u32,
     line: u64,
@@ -549,7 +557,7 @@ impl Source {
     fn new(feed: Feed) -> Self {
         Source {
             feed,
-            prefix: 0,
+            prefix: (0, 0),
             key: Vec::with_capacity(64),
             part: 0,
             line: 0,
@@ -968,6 +976,15 @@ mod tests {
             "B",
             "é",
             "éé",
+            "abcdefghijklmno",
+            "abcdefghijklmnop",
+            "abcdefghijklmnop\u{0}",
+            "abcdefghijklmnopq",
+            "abcdefghijklmnoq",
+            "abcdefghijklmnoq\u{0}\u{0}z",
+            "user1234567@example.com",
+            "user1234567@example.co",
+            "user1234568@example.com",
         ];
         let key = |w: &str| {
             let mut b = Vec::new();

@@ -41,8 +41,9 @@ pub const MAX_KEPT_REJECTED: usize = 1000;
 /// wrong column was exported, and their table must stay in memory.
 pub const MAX_PARTITIONS: usize = 100_000;
 
-/// Memory the sort may hold before spilling a chunk to disk (a few
-/// entries under unit tests, so that they merge several runs).
+/// Memory the sort's two chunks may hold together (one filling while the
+/// other is sorted and spilled to disk; a few entries under unit tests, so
+/// that they merge several runs).
 const SORT_BUDGET: usize = if cfg!(test) { 600 } else { 48 * 1024 * 1024 };
 
 /// Longest raw row kept in a rejected row, in characters.

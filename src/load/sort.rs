@@ -470,6 +470,16 @@ impl<K: SortKey> Sorter<K> {
     }
 }
 
+impl<K> Drop for Sorter<K> {
+    /// A load given up halfway (a refused file) still waits for its spill,
+    /// so that no thread goes on writing after the load returned.
+    fn drop(&mut self) {
+        if let Some(h) = self.spilling.take() {
+            let _ = h.join();
+        }
+    }
+}
+
 /// Runs merged at once; more are folded into one first.
 const MAX_RUNS: usize = if cfg!(test) { 4 } else { 64 };
 

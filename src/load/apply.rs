@@ -22,6 +22,7 @@ use chrono::{DateTime, Utc};
 use rusqlite::{params, OptionalExtension, Transaction};
 use std::cmp::Ordering;
 use std::collections::HashMap;
+use std::sync::OnceLock;
 
 /// Rows per multi-row INSERT or DELETE statement (tiny under unit tests
 /// so that full and partial batches are both exercised).
@@ -316,22 +317,58 @@ fn values_sql(rows: usize, per_row: usize, row: impl Fn(&[usize]) -> String) -> 
     sql
 }
 
+/// The SQL of a full batch, built once (rebuilding it for every batch of a
+/// ten-million-row load showed in profiles).
+static INSERT_SQL: OnceLock<String> = OnceLock::new();
+static HISTORY_SQL: OnceLock<String> = OnceLock::new();
+static DELETE_SQL: OnceLock<String> = OnceLock::new();
+
+/// The cached statement for `rows` rows; `sql` writes its text.
+fn batch_statement<'a>(
+    ctx: &'a Ctx,
+    full: &OnceLock<String>,
+    rows: usize,
+    sql: impl Fn(usize) -> String,
+) -> rusqlite::Result<rusqlite::CachedStatement<'a>> {
+    if rows == WRITE_BATCH {
+        ctx.tx.prepare_cached(full.get_or_init(|| sql(WRITE_BATCH)))
+    } else {
+        ctx.tx.prepare_cached(&sql(rows))
+    }
+}
+
 fn flush_inserts<K: SortKey>(ctx: &Ctx, rows: &mut Vec<(K, i64)>) -> Result<()> {
     if rows.is_empty() {
         return Ok(());
     }
-    let sql = format!(
-        "INSERT INTO member (segment_id, key, partition_id, since) VALUES {}",
-        values_sql(rows.len(), 2, |c| format!("(?1,?{},?{},?2)", c[0], c[1]))
-    );
-    let mut stmt = ctx.tx.prepare_cached(&sql)?;
+    let sql = |n: usize| {
+        format!(
+            "INSERT OR IGNORE INTO member (segment_id, key, partition_id, since) VALUES {}",
+            values_sql(n, 2, |c| format!("(?1,?{},?{},?2)", c[0], c[1]))
+        )
+    };
+    let mut stmt = batch_statement(ctx, &INSERT_SQL, rows.len(), sql)?;
     stmt.raw_bind_parameter(1, ctx.segment_id)?;
     stmt.raw_bind_parameter(2, ctx.stamp)?;
     for (i, (k, p)) in rows.iter().enumerate() {
         stmt.raw_bind_parameter(3 + 2 * i, k)?;
         stmt.raw_bind_parameter(4 + 2 * i, p)?;
     }
-    stmt.raw_execute()?;
+    // OR IGNORE, with the count checked instead: a statement that may abort
+    // halfway makes SQLite copy every page it touches that existed before
+    // it to a statement journal first, which for a load into a growing
+    // b-tree nearly doubled the writing. The merge only inserts keys it did
+    // not find, so an ignored row means a broken invariant: the caller
+    // rolls the whole transaction back, as a failed INSERT would.
+    let inserted = stmt.raw_execute()?;
+    anyhow::ensure!(
+        inserted == rows.len(),
+        "segment {}: {} of {} new members were already in the member table; nothing was \
+         loaded",
+        ctx.segment_id,
+        rows.len() - inserted,
+        rows.len()
+    );
     rows.clear();
     Ok(())
 }
@@ -342,15 +379,14 @@ fn flush_history<K: SortKey>(ctx: &Ctx, rows: &mut Vec<(K, i64, i64)>) -> Result
     }
     // OR REPLACE: a clock set back could close two records opened at the
     // same moment; the later close wins instead of failing the load.
-    let sql = format!(
-        "INSERT OR REPLACE INTO member_history (segment_id, key, partition_id, valid_from, \
-         valid_to) VALUES {}",
-        values_sql(rows.len(), 3, |c| format!(
-            "(?1,?{},?{},?{},?2)",
-            c[0], c[1], c[2]
-        ))
-    );
-    let mut stmt = ctx.tx.prepare_cached(&sql)?;
+    let sql = |n: usize| {
+        format!(
+            "INSERT OR REPLACE INTO member_history (segment_id, key, partition_id, valid_from, \
+             valid_to) VALUES {}",
+            values_sql(n, 3, |c| format!("(?1,?{},?{},?{},?2)", c[0], c[1], c[2]))
+        )
+    };
+    let mut stmt = batch_statement(ctx, &HISTORY_SQL, rows.len(), sql)?;
     stmt.raw_bind_parameter(1, ctx.segment_id)?;
     stmt.raw_bind_parameter(2, ctx.stamp)?;
     for (i, (k, p, from)) in rows.iter().enumerate() {
@@ -367,12 +403,14 @@ fn flush_deletes<K: SortKey>(ctx: &Ctx, keys: &mut Vec<K>) -> Result<()> {
     if keys.is_empty() {
         return Ok(());
     }
-    let list: Vec<String> = (0..keys.len()).map(|i| format!("?{}", i + 2)).collect();
-    let sql = format!(
-        "DELETE FROM member WHERE segment_id = ?1 AND key IN ({})",
-        list.join(",")
-    );
-    let mut stmt = ctx.tx.prepare_cached(&sql)?;
+    let sql = |n: usize| {
+        let list: Vec<String> = (0..n).map(|i| format!("?{}", i + 2)).collect();
+        format!(
+            "DELETE FROM member WHERE segment_id = ?1 AND key IN ({})",
+            list.join(",")
+        )
+    };
+    let mut stmt = batch_statement(ctx, &DELETE_SQL, keys.len(), sql)?;
     stmt.raw_bind_parameter(1, ctx.segment_id)?;
     for (i, k) in keys.iter().enumerate() {
         stmt.raw_bind_parameter(2 + i, k)?;

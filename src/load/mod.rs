@@ -27,7 +27,7 @@ pub use apply::{apply, Applied};
 use crate::segment::{IdType, Segment};
 use crate::store::RejectedRow;
 use crate::validate::{self, Key};
-use sort::{Dedupe, Entry, FinalWriter, SortKey, Sorter, TextKey, Verdict};
+use sort::{Dedupe, FinalWriter, RawVerdict, SortKey, Sorter, TextKey};
 use std::collections::{BinaryHeap, HashMap};
 use std::fs::File;
 use std::path::{Path, PathBuf};
@@ -41,8 +41,9 @@ pub const MAX_KEPT_REJECTED: usize = 1000;
 /// wrong column was exported, and their table must stay in memory.
 pub const MAX_PARTITIONS: usize = 100_000;
 
-/// Memory the sort may hold before spilling a chunk to disk (a few
-/// entries under unit tests, so that they merge several runs).
+/// Memory the sort's two chunks may hold together (one filling while the
+/// other is sorted and spilled to disk; a few entries under unit tests, so
+/// that they merge several runs).
 const SORT_BUDGET: usize = if cfg!(test) { 600 } else { 48 * 1024 * 1024 };
 
 /// Longest raw row kept in a rejected row, in characters.
@@ -408,23 +409,24 @@ impl Rejections {
 
 /// A key the sort carries, made from a checked identifier.
 trait FromKey: SortKey {
-    fn from_key(k: Key) -> Self;
+    /// Appends the sort bytes of `k` to `out`.
+    fn encode_key(k: Key, out: &mut Vec<u8>);
 }
 
 impl FromKey for i64 {
-    fn from_key(k: Key) -> Self {
+    fn encode_key(k: Key, out: &mut Vec<u8>) {
         match k {
-            Key::Int(i) => i,
+            Key::Int(i) => i.encode(out),
             Key::Text(_) => unreachable!("numeric identifier types give integer keys"),
         }
     }
 }
 
 impl FromKey for TextKey {
-    fn from_key(k: Key) -> Self {
+    fn encode_key(k: Key, out: &mut Vec<u8>) {
         match k {
-            Key::Text(s) => TextKey::new(s),
-            Key::Int(i) => TextKey::new(i.to_string()),
+            Key::Text(s) => out.extend_from_slice(s.as_bytes()),
+            Key::Int(i) => out.extend_from_slice(i.to_string().as_bytes()),
         }
     }
 }
@@ -452,6 +454,9 @@ fn read_rows<K: FromKey>(
     let mut partitions: Vec<String> = Vec::new();
     let mut index: HashMap<String, u32> = HashMap::new();
     let mut rows_read = 0u64;
+    // Reused for every row: normalising and sorting allocate nothing per row.
+    let mut key_bytes: Vec<u8> = Vec::with_capacity(64);
+    let mut email = String::with_capacity(64);
 
     while scan.next_record(csv)? {
         rows_read += 1;
@@ -471,8 +476,16 @@ fn read_rows<K: FromKey>(
             });
             continue;
         }
-        let key = match validate::check_id(header.id_type, scan.field(0)) {
-            Ok(k) => k,
+        key_bytes.clear();
+        let checked = if header.id_type == IdType::Email {
+            validate::check_email_into(scan.field(0), &mut email)
+                .map(|()| key_bytes.extend_from_slice(email.as_bytes()))
+        } else {
+            validate::check_id(header.id_type, scan.field(0))
+                .map(|k| K::encode_key(k, &mut key_bytes))
+        };
+        match checked {
+            Ok(()) => {}
             Err(reason) => {
                 rejections.add(line, || RejectedRow {
                     line,
@@ -512,11 +525,7 @@ fn read_rows<K: FromKey>(
             }
         };
         sorter
-            .push(Entry {
-                key: K::from_key(key),
-                line,
-                part,
-            })
+            .push_encoded(&key_bytes, line, part)
             .map_err(&io_err)?;
     }
     drop(index);
@@ -532,25 +541,27 @@ fn read_rows<K: FromKey>(
     let mut counts = vec![0u64; partitions.len()];
     let mut rows_loaded = 0u64;
     let mut duplicates = 0u64;
-    while let Some(v) = dedupe.next_verdict().map_err(&io_err)? {
+    while let Some(v) = dedupe.next_raw().map_err(&io_err)? {
         match v {
-            Verdict::Keep(e) => {
-                out.write(&e.key, e.part).map_err(&io_err)?;
-                counts[e.part as usize] += 1;
+            RawVerdict::Keep { key, part, .. } => {
+                out.write_encoded(key, part).map_err(&io_err)?;
+                counts[part as usize] += 1;
                 rows_loaded += 1;
             }
-            Verdict::Duplicate => duplicates += 1,
-            Verdict::Conflict {
-                later,
+            RawVerdict::Duplicate => duplicates += 1,
+            RawVerdict::Conflict {
+                key,
+                later_line,
+                later_part,
                 first_line,
                 first_part,
             } => {
-                let line = later.line;
+                let line = later_line;
                 rejections.add(line, || {
-                    let key = later.key.show();
+                    let key = K::show_encoded(key);
                     let (was, now) = (
                         &partitions[first_part as usize],
-                        &partitions[later.part as usize],
+                        &partitions[later_part as usize],
                     );
                     RejectedRow {
                         line,

@@ -623,3 +623,28 @@ mod members_command {
         );
     }
 }
+
+#[test]
+fn common_export_mistakes_get_a_hint() {
+    refused(
+        "semicolons.csv",
+        0.05,
+        &["semicolons.csv", "line 1", "separated by `;`", "commas"],
+    );
+    refused(
+        "utf16.csv",
+        0.05,
+        &["utf16.csv", "UTF-16", "save the file as UTF-8"],
+    );
+    // 20 good rows and one whose quote is never closed: loaded, with the
+    // reason on the rejected row.
+    let db = db();
+    let p = db.prepare("unclosed_quote.csv", 0.05).unwrap();
+    assert_eq!(p.rows_rejected, 1);
+    assert_eq!(p.rejected[0].line, 22);
+    assert!(
+        p.rejected[0].reason.contains("never closed"),
+        "{}",
+        p.rejected[0].reason
+    );
+}

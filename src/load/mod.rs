@@ -154,6 +154,37 @@ fn id_type_change(segment: &str, held: IdType, file_type: IdType, file: &str) ->
     )
 }
 
+/// A hint for a first header such as `user_id;segment`: the file is
+/// separated by something other than commas.
+fn separator_hint(first: &str) -> String {
+    for sep in [';', '\t', '|'] {
+        if let Some((head, _)) = first.split_once(sep) {
+            if validate::parse_id_type(head).is_some() {
+                let shown = if sep == '\t' {
+                    "tabs".to_string()
+                } else {
+                    format!("`{sep}`")
+                };
+                return format!(
+                    "; the file seems separated by {shown}: segsync reads comma-separated \
+                     files, so export it with commas"
+                );
+            }
+        }
+    }
+    String::new()
+}
+
+/// A hint for a one-column row whose only field holds a comma or a line
+/// break: it can only have come from a quote that was never closed.
+fn unclosed_quote_hint(field: &str) -> &'static str {
+    if field.contains(',') || field.contains('\n') {
+        " (a quote `\"` opened on this line is never closed, so the rest became one field)"
+    } else {
+        ""
+    }
+}
+
 /// Reads, validates, sorts and deduplicates the CSV at `path`.
 /// `display_name` names the file in messages (the remote name for a
 /// download). Touches no database.
@@ -271,6 +302,17 @@ impl Scan<'_> {
                     Some(h) => format!("field {} (`{h}`)", i + 1),
                     None => format!("field {}", i + 1),
                 };
+                let utf16 = self.line() == 1
+                    && i == 0
+                    && e.valid_up_to() == 0
+                    && matches!(field, [0xFF, 0xFE, ..] | [0xFE, 0xFF, ..]);
+                if utf16 {
+                    return Err(FileRefused::new(format!(
+                        "`{}` is UTF-16 text (it starts with a UTF-16 byte order mark): save \
+                         the file as UTF-8",
+                        self.name
+                    )));
+                }
                 return Err(FileRefused::new(format!(
                     "`{}` line {}, {what}: invalid UTF-8 (byte 0x{:02X} at position {}): save \
                      the file as UTF-8",
@@ -296,13 +338,14 @@ impl Scan<'_> {
         let Some(id_type) = validate::parse_id_type(first) else {
             return Err(FileRefused::new(format!(
                 "`{name}` line {}, column 1: the first header is `{first}`, which is not an \
-                 identifier type: name the identifier column one of {}",
+                 identifier type: name the identifier column one of {}{}",
                 self.line(),
                 IdType::NAMES
                     .iter()
                     .map(|n| format!("`{n}`"))
                     .collect::<Vec<_>>()
-                    .join(", ")
+                    .join(", "),
+                separator_hint(first)
             )));
         };
         if self.record.len() < 2 {
@@ -467,10 +510,11 @@ fn read_rows<K: FromKey>(
                 line,
                 field: None,
                 reason: format!(
-                    "the row has {} column; expected the {} and the {}",
+                    "the row has {} column; expected the {} and the {}{}",
                     scan.record.len(),
                     headers[0],
-                    headers[1]
+                    headers[1],
+                    unclosed_quote_hint(scan.field(0))
                 ),
                 content: Some(scan.content()),
             });

@@ -7,7 +7,7 @@ mod common;
 use chrono::{DateTime, Utc};
 use rusqlite::TransactionBehavior;
 use segsync::load::{self, Applied, FileRefused, LoadOptions, Prepared};
-use segsync::segment::{AlertState, DraftSettings, IdType, Segment, SegmentType, Status};
+use segsync::segment::{IdType, Segment, SegmentType, Status};
 use segsync::store::Store;
 use std::path::{Path, PathBuf};
 
@@ -35,22 +35,8 @@ fn db() -> Db {
 impl Db {
     fn segment(&mut self, name: &str, seg_type: SegmentType) -> Segment {
         let now = t("2024-01-01T00:00:00Z");
-        let mut s = Segment {
-            id: 0,
-            name: name.into(),
-            description: String::new(),
-            seg_type,
-            status: Status::Active,
-            schedule: None,
-            draft: DraftSettings::default(),
-            recipients: vec![],
-            id_type: None,
-            partition_column: None,
-            schedule_anchor: now,
-            created_at: now,
-            updated_at: now,
-            alert_state: AlertState::Ok,
-        };
+        let mut s = Segment::new_draft(name, Some(seg_type), now);
+        s.status = Status::Active;
         s.id = self.store.insert_segment(&s).unwrap();
         s
     }

@@ -681,7 +681,7 @@ fn read_rows<K: FromKey>(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::segment::{AlertState, DraftSettings, SegmentType, Status};
+    use crate::segment::{SegmentType, Status};
     use crate::store::Store;
     use chrono::{DateTime, Utc};
     use proptest::prelude::*;
@@ -689,22 +689,8 @@ mod tests {
 
     fn segment(store: &mut Store, seg_type: SegmentType) -> Segment {
         let now = DateTime::<Utc>::from_timestamp(1_700_000_000, 0).unwrap();
-        let mut s = Segment {
-            id: 0,
-            name: "p".into(),
-            description: String::new(),
-            seg_type,
-            status: Status::Active,
-            schedule: None,
-            draft: DraftSettings::default(),
-            recipients: vec![],
-            id_type: None,
-            partition_column: None,
-            schedule_anchor: now,
-            created_at: now,
-            updated_at: now,
-            alert_state: AlertState::Ok,
-        };
+        let mut s = Segment::new_draft("p", Some(seg_type), now);
+        s.status = Status::Active;
         s.id = store.insert_segment(&s).unwrap();
         s
     }

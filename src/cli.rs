@@ -68,7 +68,7 @@ pub enum Command {
     Refresh(RefreshArgs),
     /// Show the execution log
     Logs(LogsArgs),
-    /// Print a segment's members as CSV
+    /// Print a segment's members as CSV (or JSON with --json)
     Members(MembersArgs),
     /// Read the configuration and try every FTP and SMTP connection
     Check(CheckArgs),

@@ -86,6 +86,9 @@ macro_rules! text_enum {
     };
 }
 
+/// The macro is shared with the store's execution enums.
+pub(crate) use text_enum;
+
 text_enum!(SegmentType, "segment type", Scd => "scd", NonScd => "non-scd");
 text_enum!(Status, "status", Draft => "draft", InProgress => "inprogress",
     Active => "active", Inactive => "inactive");

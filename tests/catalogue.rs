@@ -25,7 +25,9 @@ fn sandbox() -> Sandbox {
     Sandbox::new(CONFIG)
 }
 
-fn create_weekly(sb: &Sandbox, name: &str) {
+/// Creates a weekly SCD segment on `apac`, folder drops/hv, and returns
+/// what the command printed.
+fn create_weekly(sb: &Sandbox, name: &str) -> common::Run {
     sb.run_at(
         NOW,
         &[
@@ -43,7 +45,7 @@ fn create_weekly(sb: &Sandbox, name: &str) {
             "crm@example.com",
         ],
     )
-    .expect(0);
+    .expect(0)
 }
 
 fn show(sb: &Sandbox, name: &str) -> serde_json::Value {
@@ -54,25 +56,7 @@ fn show(sb: &Sandbox, name: &str) -> serde_json::Value {
 fn create_then_show_reports_every_setting() {
     let sb = sandbox();
     // Created on Thursday 2026-12-03: a weekly segment first runs Monday.
-    let r = sb
-        .run_at(
-            NOW,
-            &[
-                "create",
-                "high_value",
-                "--type",
-                "scd",
-                "--ftp",
-                "apac",
-                "--path",
-                "drops/hv",
-                "--frequency",
-                "weekly",
-                "--recipient",
-                "crm@example.com",
-            ],
-        )
-        .expect(0);
+    let r = create_weekly(&sb, "high_value");
     assert!(
         r.stdout.contains("first slot Mon 2026-12-07 02:00 +01:00"),
         "{}",

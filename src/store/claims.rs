@@ -23,7 +23,7 @@
 //! Nothing here downloads or validates: no write transaction is open while
 //! the network is used.
 
-use super::{parse_ts, ts, Store};
+use super::{parse_enum, parse_ts, ts, Store};
 use crate::segment::Segment;
 use crate::store::{Execution, Outcome, Trigger};
 use anyhow::{Context, Result};
@@ -115,23 +115,13 @@ fn attempt_from_row(r: &rusqlite::Row) -> rusqlite::Result<AttemptRow> {
     Ok(AttemptRow {
         id: r.get(0)?,
         attempt: r.get(1)?,
-        outcome: outcome_from(&r.get::<_, String>(2)?),
+        outcome: parse_enum(r.get(2)?)?,
         started_at: parse_ts(&r.get::<_, String>(3)?)?,
         finished_at: opt(r.get(4)?)?,
         claim_owner: r.get(5)?,
         lease_until: opt(r.get(6)?)?,
         error: r.get(7)?,
     })
-}
-
-fn outcome_from(s: &str) -> Outcome {
-    match s {
-        "success" => Outcome::Success,
-        "unchanged" => Outcome::Unchanged,
-        "failed" => Outcome::Failed,
-        "missed" => Outcome::Missed,
-        _ => Outcome::Running,
-    }
 }
 
 fn read_slot(conn: &Connection, segment_id: i64, slot: DateTime<Utc>) -> Result<SlotState> {
@@ -393,30 +383,15 @@ impl Store {
         now: DateTime<Utc>,
     ) -> Result<Vec<(DateTime<Utc>, AttemptRow)>> {
         let sql = format!(
-            "SELECT slot, {ATTEMPT_COLUMNS} FROM execution
+            "SELECT {ATTEMPT_COLUMNS}, slot FROM execution
              WHERE segment_id = ?1 AND outcome = 'running' AND slot < ?2 AND lease_until < ?3
              ORDER BY slot"
         );
         let mut stmt = self.conn.prepare(&sql)?;
         let rows = stmt.query_map(params![segment_id, ts(before), ts(now)], |r| {
-            let slot = parse_ts(&r.get::<_, String>(0)?)?;
-            let row = AttemptRow {
-                id: r.get(1)?,
-                attempt: r.get(2)?,
-                outcome: outcome_from(&r.get::<_, String>(3)?),
-                started_at: parse_ts(&r.get::<_, String>(4)?)?,
-                finished_at: r
-                    .get::<_, Option<String>>(5)?
-                    .map(|s| parse_ts(&s))
-                    .transpose()?,
-                claim_owner: r.get(6)?,
-                lease_until: r
-                    .get::<_, Option<String>>(7)?
-                    .map(|s| parse_ts(&s))
-                    .transpose()?,
-                error: r.get(8)?,
-            };
-            Ok((slot, row))
+            // The slot comes after the attempt's columns.
+            let slot = parse_ts(&r.get::<_, String>(8)?)?;
+            Ok((slot, attempt_from_row(r)?))
         })?;
         Ok(rows.collect::<rusqlite::Result<_>>()?)
     }

@@ -1,11 +1,13 @@
 //! The execution log: one row per refresh attempt or missed slot, and the
 //! rejected rows each attempt kept.
 
-use super::{parse_ts, ts, Store};
+use super::{parse_enum, parse_ts, ts, Store};
 use anyhow::Result;
 use chrono::{DateTime, Utc};
 use rusqlite::{params, Connection, OptionalExtension, Row};
 use serde::Serialize;
+use std::fmt;
+use std::str::FromStr;
 
 /// What started an execution.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Default)]
@@ -29,45 +31,12 @@ pub enum Outcome {
     Missed,
 }
 
-impl Trigger {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Trigger::Schedule => "schedule",
-            Trigger::Retry => "retry",
-            Trigger::Manual => "manual",
-        }
-    }
-
-    fn parse(s: &str) -> Trigger {
-        match s {
-            "retry" => Trigger::Retry,
-            "manual" => Trigger::Manual,
-            _ => Trigger::Schedule,
-        }
-    }
-}
+crate::segment::text_enum!(Trigger, "trigger", Schedule => "schedule", Retry => "retry",
+    Manual => "manual");
+crate::segment::text_enum!(Outcome, "outcome", Running => "running", Success => "success",
+    Unchanged => "unchanged", Failed => "failed", Missed => "missed");
 
 impl Outcome {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Outcome::Running => "running",
-            Outcome::Success => "success",
-            Outcome::Unchanged => "unchanged",
-            Outcome::Failed => "failed",
-            Outcome::Missed => "missed",
-        }
-    }
-
-    fn parse(s: &str) -> Outcome {
-        match s {
-            "success" => Outcome::Success,
-            "unchanged" => Outcome::Unchanged,
-            "failed" => Outcome::Failed,
-            "missed" => Outcome::Missed,
-            _ => Outcome::Running,
-        }
-    }
-
     /// Whether the slot's work is done (success or unchanged).
     pub fn is_success(self) -> bool {
         matches!(self, Outcome::Success | Outcome::Unchanged)
@@ -141,11 +110,11 @@ fn from_row(r: &Row) -> rusqlite::Result<Execution> {
         segment: r.get(1)?,
         segment_id: r.get(2)?,
         slot: opt_ts(r.get(3)?)?,
-        trigger: Trigger::parse(&r.get::<_, String>(4)?),
+        trigger: parse_enum(r.get(4)?)?,
         attempt: r.get(5)?,
         started_at: parse_ts(&r.get::<_, String>(6)?)?,
         finished_at: opt_ts(r.get(7)?)?,
-        outcome: Outcome::parse(&r.get::<_, String>(8)?),
+        outcome: parse_enum(r.get(8)?)?,
         file: r.get(9)?,
         file_size: r.get(10)?,
         file_modified: opt_ts(r.get(11)?)?,

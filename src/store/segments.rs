@@ -1,6 +1,6 @@
 //! Segment rows: create, read, update, list, and partition counts.
 
-use super::{parse_ts, ts, Store};
+use super::{parse_enum, parse_ts, ts, Store};
 use crate::segment::{
     AlertState, DraftSettings, Frequency, IdType, Schedule, Segment, SegmentType, Status,
 };
@@ -29,12 +29,6 @@ pub struct PartitionCount {
 const COLUMNS: &str = "id, name, description, type, status, ftp, path, frequency, valid_from, \
      valid_to, recipients, id_type, partition_column, schedule_anchor, created_at, updated_at, \
      alert_state, upload_type";
-
-fn parse_enum<T: std::str::FromStr<Err = String>>(s: String) -> rusqlite::Result<T> {
-    s.parse().map_err(|e: String| {
-        rusqlite::Error::FromSqlConversionFailure(0, rusqlite::types::Type::Text, e.into())
-    })
-}
 
 fn parse_date(s: Option<String>) -> rusqlite::Result<Option<NaiveDate>> {
     s.map(|s| {
